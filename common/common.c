@@ -1,0 +1,518 @@
+/*
+ * common: error texts, durations, time, randomness, hashes, buffers and
+ * string helpers. See common.h.
+ */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+const char *
+rn_strerror(int err)
+{
+	switch (err) {
+	case RN_OK: return "success";
+	case RN_ENOMEM: return "out of memory";
+	case RN_EINVAL: return "invalid argument";
+	case RN_EIO: return "input/output error";
+	case RN_ENOTFOUND: return "not found";
+	case RN_EEXIST: return "already exists";
+	case RN_ETOOBIG: return "too big";
+	case RN_ETIMEDOUT: return "timed out";
+	case RN_ESTORE: return "database error";
+	case RN_ECONFIG: return "configuration error";
+	case RN_EBUSY: return "busy";
+	case RN_EPROTO: return "protocol error";
+	case RN_ECRYPTO: return "cryptographic failure";
+	case RN_ECANCELED: return "cancelled";
+	case RN_EFULL: return "storage full";
+	}
+	return "unknown error";
+}
+
+/* ---- durations -------------------------------------------------------- */
+
+int
+rn_duration_parse(const char *s, int64_t *out)
+{
+	int64_t n = 0, mult;
+	const char *p = s;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return RN_EINVAL;
+	while (*p >= '0' && *p <= '9') {
+		if (n > (INT64_MAX - 9) / 10)
+			return RN_EINVAL;
+		n = n * 10 + (*p - '0');
+		p++;
+	}
+	switch (*p) {
+	case 's': mult = 1; break;
+	case 'm': mult = 60; break;
+	case 'h': mult = 3600; break;
+	case 'd': mult = 86400; break;
+	default: return RN_EINVAL;
+	}
+	if (p[1] != '\0')
+		return RN_EINVAL;
+	if (n > INT64_MAX / mult)
+		return RN_EINVAL;
+	*out = n * mult;
+	return RN_OK;
+}
+
+void
+rn_duration_format(int64_t secs, char *buf, size_t len)
+{
+	if (secs != 0 && secs % 86400 == 0)
+		snprintf(buf, len, "%lldd", (long long)(secs / 86400));
+	else if (secs != 0 && secs % 3600 == 0)
+		snprintf(buf, len, "%lldh", (long long)(secs / 3600));
+	else if (secs != 0 && secs % 60 == 0)
+		snprintf(buf, len, "%lldm", (long long)(secs / 60));
+	else
+		snprintf(buf, len, "%llds", (long long)secs);
+}
+
+int64_t
+rn_now(void)
+{
+	static int checked;
+	static int64_t offset;
+
+	/*
+	 * RENEWD_TIME_OFFSET shifts the clock by a number of seconds so
+	 * integration tests can move a whole fleet through time without
+	 * waiting; it is read once.
+	 */
+	if (!checked) {
+		const char *e = getenv("RENEWD_TIME_OFFSET");
+		if (e != NULL)
+			offset = strtoll(e, NULL, 10);
+		checked = 1;
+	}
+	return (int64_t)time(NULL) + offset;
+}
+
+void
+rn_time_format(int64_t t, char *buf, size_t len)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (gmtime_r(&tt, &tm) == NULL) {
+		snprintf(buf, len, "%lld", (long long)t);
+		return;
+	}
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ---- randomness and hashes -------------------------------------------- */
+
+int
+rn_random_bytes(void *buf, size_t len)
+{
+	if (RAND_bytes(buf, (int)len) != 1)
+		return RN_ECRYPTO;
+	return RN_OK;
+}
+
+int
+rn_uuid_v4(char out[37])
+{
+	unsigned char b[16];
+	int rc = rn_random_bytes(b, sizeof(b));
+
+	if (rc)
+		return rc;
+	b[6] = (b[6] & 0x0f) | 0x40;
+	b[8] = (b[8] & 0x3f) | 0x80;
+	snprintf(out, 37,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+		 "%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
+		 b[10], b[11], b[12], b[13], b[14], b[15]);
+	return RN_OK;
+}
+
+static void
+hex(const unsigned char *in, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+void
+rn_sha256_hex(const void *data, size_t len, char out[65])
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+
+	SHA256(data, len, md);
+	hex(md, sizeof(md), out);
+}
+
+int
+rn_hmac_sha256_hex(const void *key, size_t keylen, const void *data,
+		   size_t len, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (HMAC(EVP_sha256(), key, (int)keylen, data, len, md, &mdlen) == NULL)
+		return RN_ECRYPTO;
+	hex(md, mdlen, out);
+	return RN_OK;
+}
+
+char *
+rn_base64(const void *data, size_t len)
+{
+	size_t olen = 4 * ((len + 2) / 3) + 1;
+	char *out = malloc(olen);
+
+	if (out == NULL)
+		return NULL;
+	EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+	return out;
+}
+
+char *
+rn_base64url(const void *data, size_t len)
+{
+	char *s = rn_base64(data, len), *p;
+	size_t n;
+
+	if (s == NULL)
+		return NULL;
+	for (p = s; *p; p++) {
+		if (*p == '+')
+			*p = '-';
+		else if (*p == '/')
+			*p = '_';
+	}
+	n = strlen(s);
+	while (n > 0 && s[n - 1] == '=')
+		s[--n] = '\0';
+	return s;
+}
+
+int
+rn_base64_decode(const char *s, size_t slen, unsigned char **out,
+		 size_t *outlen)
+{
+	char *clean;
+	unsigned char *dec;
+	size_t i, n = 0, pad = 0;
+	int dlen;
+
+	clean = malloc(slen + 1);
+	if (clean == NULL)
+		return RN_ENOMEM;
+	for (i = 0; i < slen; i++) {
+		char c = s[i];
+		if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
+			continue;
+		clean[n++] = c;
+	}
+	clean[n] = '\0';
+	if (n % 4 != 0) {
+		free(clean);
+		return RN_EINVAL;
+	}
+	dec = malloc(n / 4 * 3 + 1);
+	if (dec == NULL) {
+		free(clean);
+		return RN_ENOMEM;
+	}
+	dlen = n ? EVP_DecodeBlock(dec, (unsigned char *)clean, (int)n) : 0;
+	if (dlen < 0) {
+		free(clean);
+		free(dec);
+		return RN_EINVAL;
+	}
+	if (n >= 1 && clean[n - 1] == '=')
+		pad++;
+	if (n >= 2 && clean[n - 2] == '=')
+		pad++;
+	free(clean);
+	*out = dec;
+	*outlen = (size_t)dlen - pad;
+	return RN_OK;
+}
+
+uint64_t
+rn_hash64(const void *data, size_t len, uint64_t seed)
+{
+	const unsigned char *p = data;
+	uint64_t h = 0xcbf29ce484222325ULL ^ seed;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ULL;
+	}
+	/* final avalanche so nearby inputs spread over the whole range */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
+/* ---- buffers ---------------------------------------------------------- */
+
+void
+rn_buf_init(rn_buf *b, size_t cap)
+{
+	b->data = NULL;
+	b->len = 0;
+	b->alloc = 0;
+	b->cap = cap;
+}
+
+void
+rn_buf_release(rn_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->alloc = 0;
+}
+
+void
+rn_buf_reset(rn_buf *b)
+{
+	b->len = 0;
+	if (b->data)
+		b->data[0] = '\0';
+}
+
+static int
+buf_grow(rn_buf *b, size_t extra)
+{
+	size_t need = b->len + extra + 1, na;
+	char *nd;
+
+	if (b->cap && b->len + extra > b->cap)
+		return RN_ETOOBIG;
+	if (need <= b->alloc)
+		return RN_OK;
+	na = b->alloc ? b->alloc : 64;
+	while (na < need)
+		na *= 2;
+	nd = realloc(b->data, na);
+	if (nd == NULL)
+		return RN_ENOMEM;
+	b->data = nd;
+	b->alloc = na;
+	return RN_OK;
+}
+
+int
+rn_buf_add(rn_buf *b, const void *data, size_t len)
+{
+	int rc = buf_grow(b, len);
+
+	if (rc)
+		return rc;
+	if (len)
+		memcpy(b->data + b->len, data, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+	return RN_OK;
+}
+
+int
+rn_buf_adds(rn_buf *b, const char *s)
+{
+	return rn_buf_add(b, s, strlen(s));
+}
+
+int
+rn_buf_addf(rn_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n, rc;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return RN_EINVAL;
+	rc = buf_grow(b, (size_t)n);
+	if (rc)
+		return rc;
+	va_start(ap, fmt);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return RN_OK;
+}
+
+char *
+rn_buf_detach(rn_buf *b, size_t *len)
+{
+	char *d = b->data;
+
+	if (d == NULL)
+		d = calloc(1, 1);
+	if (len)
+		*len = b->len;
+	b->data = NULL;
+	b->len = b->alloc = 0;
+	return d;
+}
+
+/* ---- strings and files ------------------------------------------------ */
+
+char *
+rn_strdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+char *
+rn_strndup(const char *s, size_t n)
+{
+	return s ? strndup(s, n) : NULL;
+}
+
+char *
+rn_asprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	return s;
+}
+
+int
+rn_file_read(const char *path, size_t cap, char **out, size_t *len)
+{
+	rn_buf b;
+	char chunk[16384];
+	ssize_t n;
+	int fd, rc = RN_OK;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return RN_EIO;
+	rn_buf_init(&b, cap);
+	for (;;) {
+		n = read(fd, chunk, sizeof(chunk));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = RN_EIO;
+			break;
+		}
+		if (n == 0)
+			break;
+		rc = rn_buf_add(&b, chunk, (size_t)n);
+		if (rc)
+			break;
+	}
+	{
+		int saved = errno;
+		close(fd);
+		errno = saved;
+	}
+	if (rc) {
+		rn_buf_release(&b);
+		return rc;
+	}
+	*out = rn_buf_detach(&b, len);
+	return RN_OK;
+}
+
+int
+rn_secret_read_file(const char *path, char **out)
+{
+	size_t len;
+	int rc = rn_file_read(path, 64 * 1024, out, &len);
+
+	if (rc)
+		return rc;
+	if (len > 0 && (*out)[len - 1] == '\n')
+		(*out)[--len] = '\0';
+	if (len > 0 && (*out)[len - 1] == '\r')
+		(*out)[--len] = '\0';
+	return RN_OK;
+}
+
+int
+rn_glob_match(const char *pattern, const char *s)
+{
+	if (pattern == NULL || strcmp(pattern, "*") == 0)
+		return 1;
+	return s != NULL && fnmatch(pattern, s, 0) == 0;
+}
+
+/* ---- error lists ------------------------------------------------------ */
+
+void
+rn_errlist_init(rn_errlist *l)
+{
+	l->msgs = NULL;
+	l->n = l->alloc = 0;
+}
+
+void
+rn_errlist_release(rn_errlist *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->msgs[i]);
+	free(l->msgs);
+	rn_errlist_init(l);
+}
+
+void
+rn_errlist_addf(rn_errlist *l, const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	if (s == NULL)
+		return;
+	if (l->n == l->alloc) {
+		size_t na = l->alloc ? l->alloc * 2 : 8;
+		char **nm = realloc(l->msgs, na * sizeof(*nm));
+		if (nm == NULL) {
+			free(s);
+			return;
+		}
+		l->msgs = nm;
+		l->alloc = na;
+	}
+	l->msgs[l->n++] = s;
+}
