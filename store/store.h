@@ -1,0 +1,250 @@
+/*
+ * store: the SQLite database. Every SQL statement of renewd lives in
+ * store.c, prepared once per connection and bound, never built with printf.
+ *
+ * Invariants:
+ *  - WAL mode, foreign keys on, a busy timeout, schema versioned by
+ *    PRAGMA user_version and migrated forward on open (read-write only);
+ *  - at most one certificate in state active|renewing per host x profile x
+ *    CA, and at most one job not in a final state per triple (partial
+ *    unique indexes enforce both);
+ *  - every job state change and the job_events row that records it commit
+ *    in one transaction;
+ *  - a due scan is an index range read on managed_certificates(renew_at)
+ *    restricted to state 'active': certificates with an open job are
+ *    'renewing' and leave that index.
+ *
+ * Strings in the structs below are malloc'd and owned by the struct; the
+ * *_release functions free them. Callbacks get borrowed structs valid only
+ * during the call; a callback returning non-zero stops the iteration and
+ * that value is returned.
+ */
+#ifndef RN_STORE_H
+#define RN_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/common.h"
+
+#define STORE_SCHEMA_VERSION 1
+
+typedef struct store store;
+
+/* Job states and kinds, as stored. */
+#define JOB_QUEUED "queued"
+#define JOB_RUNNING "running"
+#define JOB_PUSHED "pushed"
+#define JOB_ACKNOWLEDGED "acknowledged"
+#define JOB_VERIFIED "verified"
+#define JOB_FAILED "failed"
+#define JOB_CANCELLED "cancelled"
+
+typedef struct store_cert {
+	int64_t id;
+	char *host_uuid, *profile_uuid, *ca_name;
+	char *serial;  /* hex */
+	char *subject; /* one-line RFC 2253 */
+	char *issuer;
+	char *sha256;  /* hex of the DER */
+	char *renewal_id; /* renewal ID found in CN/OU, or NULL */
+	char *state;	  /* active | renewing | superseded | expired */
+	char *policy;	  /* policy name used for renew_at */
+	int64_t not_valid_before, not_valid_after, renew_at;
+	int64_t job_id; /* the job this certificate verified, 0 if none */
+	int64_t created_at, updated_at;
+} store_cert;
+
+typedef struct store_job {
+	int64_t id;
+	char *host_uuid, *profile_uuid, *ca_name;
+	char *kind;	  /* issue | renew | resend */
+	char *renewal_id; /* of the current attempt, or NULL */
+	char *command_uuid;
+	char *state;
+	char *last_error;
+	int attempts;
+	int64_t cert_id; /* certificate being renewed, 0 for issue */
+	int64_t next_attempt_at;
+	int64_t created_at, updated_at;
+} store_job;
+
+typedef struct store_host {
+	char *uuid, *serial_number, *enrollment_id, *state;
+	int64_t first_seen, last_seen;
+} store_host;
+
+typedef struct store_profile {
+	char *uuid, *identifier, *name, *ca_name, *sha256, *source_path;
+	char *template; /* may be NULL in listings */
+	size_t template_len;
+} store_profile;
+
+void store_cert_release(store_cert *c);
+void store_job_release(store_job *j);
+void store_host_release(store_host *h);
+void store_profile_release(store_profile *p);
+
+/* ---- connection ------------------------------------------------------- */
+
+/*
+ * Open (creating when read-write and missing) and migrate. Read-only opens
+ * never create or migrate and fail with a clear message on an older or
+ * newer schema. On failure *errmsg (malloc'd) says why.
+ */
+int store_open(const char *path, int readonly, store **out, char **errmsg);
+void store_close(store *s);
+/* Last SQLite error text of this connection. */
+const char *store_errmsg(store *s);
+int store_schema_version(store *s);
+
+int store_begin(store *s); /* BEGIN IMMEDIATE */
+int store_commit(store *s);
+void store_rollback(store *s);
+
+/* ---- hosts and profiles ----------------------------------------------- */
+
+/* Insert or refresh; serial NULL keeps the stored one. */
+int store_host_upsert(store *s, const char *uuid, const char *serial,
+		      int64_t now);
+int store_host_get(store *s, const char *uuid, store_host *out);
+int store_profile_upsert(store *s, const store_profile *p, int64_t now);
+int store_profile_get(store *s, const char *uuid, store_profile *out);
+int store_host_profile_add(store *s, const char *host, const char *profile);
+
+/* ---- certificates ----------------------------------------------------- */
+
+/*
+ * Make `c` the current certificate of its host x profile x CA inside one
+ * transaction: the previous current row becomes 'superseded' (kept as
+ * history); when job_id is not 0 and that job is open, the job becomes
+ * 'verified' with a 'verified' event. Importing a certificate that is
+ * already stored for the triple (same sha256) changes nothing and sets
+ * *dup. c->id is set to the row id.
+ */
+int store_cert_install(store *s, store_cert *c, int64_t job_id, int64_t now,
+		       int *dup);
+int store_cert_get(store *s, int64_t id, store_cert *out);
+/* Current (active|renewing) certificate of a triple. */
+int store_cert_current(store *s, const char *host, const char *profile,
+		       const char *ca, store_cert *out);
+
+typedef struct store_cert_filter {
+	const char *host_uuid;	/* or NULL */
+	const char *state;	/* or NULL = all */
+	int64_t expiring_before; /* not_valid_after < this, 0 = no filter */
+	int64_t renew_before;	/* renew_at <= this for active ones (plan) */
+	int64_t limit;		/* 0 = no limit */
+} store_cert_filter;
+
+typedef int (*store_cert_cb)(void *arg, const store_cert *c);
+int store_certs_each(store *s, const store_cert_filter *f, store_cert_cb cb,
+		     void *arg);
+
+/* Recompute hook for policy changes: iterate active rows after id `after`,
+ * at most `limit`, letting cb compute a new renew_at (returned through
+ * *renew_at); rows whose value changed are updated in one transaction. */
+typedef int (*store_renew_at_cb)(void *arg, const store_cert *c,
+				 int64_t *renew_at);
+int store_certs_rearm(store *s, int64_t after, int limit,
+		      store_renew_at_cb cb, void *arg, int64_t *last_id,
+		      int *n);
+
+/* ---- scan ------------------------------------------------------------- */
+
+/*
+ * One batch of the due scan, in one transaction: up to `limit` active
+ * certificates with renew_at <= now, each gets a 'renew' job (unless its
+ * triple already has an open one) with an 'enqueued' event, and becomes
+ * 'renewing'. *seen counts due rows read, *enqueued new jobs.
+ */
+int store_scan_due(store *s, int64_t now, int limit, int *seen,
+		   int *enqueued);
+/* Earliest renew_at of an active certificate, 0 when none. */
+int64_t store_next_due(store *s);
+
+/* ---- jobs ------------------------------------------------------------- */
+
+/* New job for a triple; RN_EEXIST (and *id of the open one) if open. */
+int store_job_enqueue(store *s, const char *host, const char *profile,
+		      const char *ca, const char *kind, int64_t cert_id,
+		      const char *detail, int64_t now, int64_t *id);
+int store_job_get(store *s, int64_t id, store_job *out);
+/* The job that a renewal ID (of any of its attempts) belongs to. */
+int store_job_by_renewal_id(store *s, const char *renewal_id,
+			    store_job *out);
+
+typedef int (*store_job_cb)(void *arg, const store_job *j);
+/* Jobs in `state` with next_attempt_at <= before, oldest first, at most
+ * limit (the dispatcher and the verify-timeout sweep). */
+int store_jobs_due(store *s, const char *state, int64_t before, int limit,
+		   store_job_cb cb, void *arg);
+/* Earliest next_attempt_at in `state`, 0 when none. */
+int64_t store_jobs_next_at(store *s, const char *state);
+/* Listing, newest first; state NULL = all. */
+int store_jobs_each(store *s, const char *state, int64_t limit,
+		    store_job_cb cb, void *arg);
+
+/*
+ * queued -> running: attempts + 1; renewal_id kept when the job still has
+ * one (an interrupted attempt is pushed again with the same ID), else
+ * `new_renewal_id`, which is also indexed in job_renewal_ids. Returns
+ * RN_EBUSY when the job is no longer queued. *out gets the updated row.
+ */
+int store_job_start(store *s, int64_t id, const char *new_renewal_id,
+		    int64_t now, store_job *out);
+/* running -> pushed, next_attempt_at = verify deadline; RN_EBUSY if the
+ * job is no longer running (cancelled meanwhile). */
+int store_job_pushed(store *s, int64_t id, const char *command_uuid,
+		     int64_t verify_at, const char *detail, int64_t now);
+/*
+ * A failed attempt (running -> queued at retry_at, renewal ID dropped so
+ * the next attempt gets a fresh one), or, with retry_at == 0, the end
+ * (-> failed; the certificate being renewed goes back to 'active' with
+ * renew_at = rearm_at so it is tried again later, not forgotten).
+ * `from` is the state the job must be in (running, or pushed for a
+ * verify timeout). RN_EBUSY if it is not.
+ */
+int store_job_attempt_failed(store *s, int64_t id, const char *from,
+			     const char *event, const char *err,
+			     int64_t retry_at, int64_t rearm_at, int64_t now);
+/* Cancel an open job (certificate re-armed at rearm_at). RN_EBUSY when
+ * the job is final. */
+int store_job_cancel(store *s, int64_t id, const char *why, int64_t rearm_at,
+		     int64_t now);
+/* A queued job runs now; a failed or cancelled one is reopened with
+ * attempts reset (RN_EEXIST if its triple has another open job). */
+int store_job_retry(store *s, int64_t id, int64_t now);
+/* Record an event on its own (its own transaction unless one is open). */
+int store_job_event(store *s, int64_t id, const char *event,
+		    const char *detail, int64_t now);
+/* At start-up: running -> queued (the attempt did not finish and does not
+ * count); returns the number of jobs recovered through *n. */
+int store_jobs_recover(store *s, int64_t now, int *n);
+
+typedef struct store_event {
+	int64_t id, job_id, at;
+	const char *event, *detail;
+} store_event;
+typedef int (*store_event_cb)(void *arg, const store_event *e);
+int store_job_events_each(store *s, int64_t job_id, store_event_cb cb,
+			  void *arg);
+
+/* ---- SCEP tokens ------------------------------------------------------ */
+
+int store_token_insert(store *s, const char *token_hash, const char *host,
+		       const char *profile, const char *ca, int64_t job_id,
+		       int64_t expires_at, int64_t now);
+
+/* ---- status ----------------------------------------------------------- */
+
+typedef struct store_count {
+	char name[32];
+	int64_t n;
+} store_count;
+
+/* Counts by state; *n entries written to out (at most max). */
+int store_job_counts(store *s, store_count *out, size_t max, size_t *n);
+int store_cert_counts(store *s, store_count *out, size_t max, size_t *n);
+
+#endif
