@@ -1,0 +1,50 @@
+/*
+ * mdm: push drivers. A driver takes one rendered profile for one job and
+ * hands it to the MDM, asynchronously on the loop, and reports whether the
+ * MDM accepted it. Drivers in this module: exec (a child process with the
+ * profile on stdin) and webhook (JSON POST through net_http).
+ *
+ * A push either returns an error (and never calls back) or calls back
+ * exactly once from the loop.
+ */
+#ifndef RN_MDM_H
+#define RN_MDM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "common/common.h"
+#include "config/config.h"
+#include "net/net.h"
+
+typedef struct mdm_push {
+	int64_t job_id;
+	const char *host_uuid, *profile_uuid, *ca_name, *renewal_id;
+	const char *kind;	   /* issue | renew | resend */
+	const char *command_uuid;  /* fresh UUID for this push */
+	const char *enrollment_id; /* NULL = host_uuid */
+	const char *profile;	   /* rendered .mobileconfig */
+	size_t profile_len;
+} mdm_push;
+
+typedef struct mdm_result {
+	int ok;		    /* 1 = the MDM accepted the command */
+	const char *detail; /* what happened, one line; e.g. "exit 0",
+			     * "http 202", "exit 3: <first output line>",
+			     * "timed out after 30s"; never a secret */
+} mdm_result;
+
+typedef void (*mdm_cb)(void *arg, const mdm_result *r);
+
+typedef struct mdm mdm;
+
+/* The driver of cfg->mdm; `http` is shared, not owned. cfg must outlive it
+ * (the daemon swaps drivers on reload). */
+int mdm_new(uv_loop_t *loop, net_http *http, const cfg_mdm *c, mdm **out);
+void mdm_free(mdm *m);
+int mdm_push_start(mdm *m, const mdm_push *p, mdm_cb cb, void *arg);
+const char *mdm_driver_name(int driver);
+
+#endif
