@@ -1,1 +1,1535 @@
-/* placeholder: being written */
+/*
+ * store: SQLite schema, migrations and every statement of renewd.
+ * Statements are prepared lazily once per connection and cached by id.
+ */
+#define _GNU_SOURCE
+#include "store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "schema.h"
+
+enum {
+	ST_HOST_UPSERT, ST_HOST_GET, ST_PROFILE_UPSERT, ST_PROFILE_GET,
+	ST_HP_ADD, ST_CERT_INSERT, ST_CERT_DUP, ST_CERT_SUPERSEDE,
+	ST_CERT_GET, ST_CERT_CURRENT, ST_SCAN_SELECT, ST_SCAN_MARK,
+	ST_NEXT_DUE, ST_JOB_INSERT, ST_JOB_OPEN, ST_JOB_GET, ST_JOB_BY_RID,
+	ST_JOBS_DUE, ST_JOBS_NEXT, ST_JOB_START, ST_RID_INSERT,
+	ST_JOB_PUSHED, ST_JOB_RETRYWAIT, ST_JOB_FINAL, ST_CERT_REARM,
+	ST_JOB_RETRY, ST_EVENT_INSERT, ST_JOBS_RECOVER_SEL, ST_JOB_RECOVER,
+	ST_EVENTS, ST_TOKEN_INSERT, ST_JOB_COUNTS, ST_CERT_COUNTS,
+	ST_JOB_VERIFY, ST_CERT_SET_RENEW_AT, ST_REARM_SELECT, ST_JOBS_LIST,
+	ST_JOBS_LIST_STATE,
+	ST__COUNT
+};
+
+struct store {
+	sqlite3 *db;
+	int readonly;
+	sqlite3_stmt *st[ST__COUNT];
+};
+
+#define CERT_COLS                                                          \
+	"id, host_uuid, profile_uuid, ca_name, serial, subject, issuer, "   \
+	"sha256, renewal_id, state, policy, not_valid_before, "            \
+	"not_valid_after, renew_at, job_id, created_at, updated_at"
+#define JOB_COLS                                                           \
+	"id, host_uuid, profile_uuid, ca_name, kind, renewal_id, "         \
+	"command_uuid, state, last_error, attempts, cert_id, "             \
+	"next_attempt_at, created_at, updated_at"
+#define OPEN_STATES "('queued','running','pushed','acknowledged')"
+
+static const char *const sql_text[ST__COUNT] = {
+	[ST_HOST_UPSERT] =
+	    "INSERT INTO hosts (uuid, serial_number, first_seen, last_seen) "
+	    "VALUES (?1, ?2, ?3, ?3) ON CONFLICT (uuid) DO UPDATE SET "
+	    "serial_number = COALESCE(?2, serial_number), last_seen = ?3",
+	[ST_HOST_GET] = "SELECT uuid, serial_number, enrollment_id, state, "
+			"first_seen, last_seen FROM hosts WHERE uuid = ?1",
+	[ST_PROFILE_UPSERT] =
+	    "INSERT INTO profiles (uuid, identifier, name, ca_name, template, "
+	    "sha256, source_path, updated_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8) "
+	    "ON CONFLICT (uuid) DO UPDATE SET identifier = ?2, name = ?3, "
+	    "ca_name = ?4, template = ?5, sha256 = ?6, source_path = ?7, "
+	    "updated_at = ?8 WHERE sha256 IS NOT ?6 OR source_path IS NOT ?7",
+	[ST_PROFILE_GET] = "SELECT uuid, identifier, name, ca_name, sha256, "
+			   "source_path, template FROM profiles WHERE uuid = ?1",
+	[ST_HP_ADD] = "INSERT OR IGNORE INTO host_profiles (host_uuid, "
+		      "profile_uuid) VALUES (?1, ?2)",
+	[ST_CERT_INSERT] =
+	    "INSERT INTO managed_certificates (host_uuid, profile_uuid, "
+	    "ca_name, serial, subject, issuer, sha256, renewal_id, state, "
+	    "policy, not_valid_before, not_valid_after, renew_at, job_id, "
+	    "created_at, updated_at) VALUES "
+	    "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?15)",
+	[ST_CERT_DUP] = "SELECT id FROM managed_certificates WHERE "
+			"host_uuid = ?1 AND profile_uuid = ?2 AND ca_name = ?3 "
+			"AND sha256 = ?4",
+	[ST_CERT_SUPERSEDE] =
+	    "UPDATE managed_certificates SET state = 'superseded', "
+	    "updated_at = ?4 WHERE host_uuid = ?1 AND profile_uuid = ?2 AND "
+	    "ca_name = ?3 AND state IN ('active','renewing')",
+	[ST_CERT_GET] = "SELECT " CERT_COLS
+			" FROM managed_certificates WHERE id = ?1",
+	[ST_CERT_CURRENT] = "SELECT " CERT_COLS
+			    " FROM managed_certificates WHERE host_uuid = ?1 "
+			    "AND profile_uuid = ?2 AND ca_name = ?3 AND "
+			    "state IN ('active','renewing')",
+	[ST_SCAN_SELECT] = "SELECT id, host_uuid, profile_uuid, ca_name FROM "
+			   "managed_certificates WHERE state = 'active' AND "
+			   "renew_at <= ?1 ORDER BY renew_at LIMIT ?2",
+	[ST_SCAN_MARK] = "UPDATE managed_certificates SET state = 'renewing', "
+			 "updated_at = ?2 WHERE id = ?1",
+	[ST_NEXT_DUE] = "SELECT MIN(renew_at) FROM managed_certificates "
+			"WHERE state = 'active'",
+	[ST_JOB_INSERT] =
+	    "INSERT INTO renewal_jobs (host_uuid, profile_uuid, ca_name, kind, "
+	    "cert_id, state, attempts, next_attempt_at, created_at, "
+	    "updated_at) VALUES (?1,?2,?3,?4,?5,'queued',0,?6,?6,?6) "
+	    "ON CONFLICT DO NOTHING",
+	[ST_JOB_OPEN] = "SELECT id FROM renewal_jobs WHERE host_uuid = ?1 AND "
+			"profile_uuid = ?2 AND ca_name = ?3 AND state IN "
+			OPEN_STATES,
+	[ST_JOB_GET] = "SELECT " JOB_COLS " FROM renewal_jobs WHERE id = ?1",
+	[ST_JOB_BY_RID] = "SELECT j.id, j.host_uuid, j.profile_uuid, "
+			  "j.ca_name, j.kind, j.renewal_id, j.command_uuid, "
+			  "j.state, j.last_error, j.attempts, j.cert_id, "
+			  "j.next_attempt_at, j.created_at, j.updated_at "
+			  "FROM job_renewal_ids r JOIN renewal_jobs j ON "
+			  "j.id = r.job_id WHERE r.renewal_id = ?1",
+	[ST_JOBS_DUE] = "SELECT " JOB_COLS " FROM renewal_jobs WHERE "
+			"state = ?1 AND next_attempt_at <= ?2 "
+			"ORDER BY next_attempt_at, id LIMIT ?3",
+	[ST_JOBS_NEXT] = "SELECT MIN(next_attempt_at) FROM renewal_jobs "
+			 "WHERE state = ?1",
+	[ST_JOB_START] = "UPDATE renewal_jobs SET state = 'running', "
+			 "attempts = attempts + 1, renewal_id = "
+			 "COALESCE(renewal_id, ?2), command_uuid = NULL, "
+			 "updated_at = ?3 WHERE id = ?1 AND state = 'queued'",
+	[ST_RID_INSERT] = "INSERT OR IGNORE INTO job_renewal_ids (renewal_id, "
+			  "job_id, created_at) VALUES (?1, ?2, ?3)",
+	[ST_JOB_PUSHED] = "UPDATE renewal_jobs SET state = 'pushed', "
+			  "command_uuid = ?2, next_attempt_at = ?3, "
+			  "last_error = NULL, updated_at = ?4 "
+			  "WHERE id = ?1 AND state = 'running'",
+	[ST_JOB_RETRYWAIT] = "UPDATE renewal_jobs SET state = 'queued', "
+			     "renewal_id = NULL, next_attempt_at = ?3, "
+			     "last_error = ?4, updated_at = ?5 "
+			     "WHERE id = ?1 AND state = ?2",
+	[ST_JOB_FINAL] = "UPDATE renewal_jobs SET state = ?3, last_error = ?4, "
+			 "updated_at = ?5 WHERE id = ?1 AND state = ?2",
+	[ST_CERT_REARM] = "UPDATE managed_certificates SET state = 'active', "
+			  "renew_at = ?2, updated_at = ?3 WHERE id = ?1 AND "
+			  "state = 'renewing'",
+	[ST_JOB_RETRY] = "UPDATE renewal_jobs SET state = 'queued', "
+			 "attempts = CASE WHEN state = 'queued' THEN attempts "
+			 "ELSE 0 END, renewal_id = CASE WHEN state = 'queued' "
+			 "THEN renewal_id ELSE NULL END, next_attempt_at = ?2, "
+			 "updated_at = ?2 WHERE id = ?1 AND state IN "
+			 "('queued','failed','cancelled')",
+	[ST_EVENT_INSERT] = "INSERT INTO job_events (job_id, at, event, "
+			    "detail) VALUES (?1, ?2, ?3, ?4)",
+	[ST_JOBS_RECOVER_SEL] = "SELECT id FROM renewal_jobs WHERE "
+				"state = 'running'",
+	[ST_JOB_RECOVER] = "UPDATE renewal_jobs SET state = 'queued', "
+			   "attempts = MAX(attempts - 1, 0), "
+			   "next_attempt_at = ?2, updated_at = ?2 "
+			   "WHERE id = ?1 AND state = 'running'",
+	[ST_EVENTS] = "SELECT id, job_id, at, event, detail FROM job_events "
+		      "WHERE job_id = ?1 ORDER BY id",
+	[ST_TOKEN_INSERT] = "INSERT INTO scep_tokens (token_hash, host_uuid, "
+			    "profile_uuid, ca_name, job_id, created_at, "
+			    "expires_at) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+	[ST_JOB_COUNTS] = "SELECT state, COUNT(*) FROM renewal_jobs "
+			  "GROUP BY state",
+	[ST_CERT_COUNTS] = "SELECT state, COUNT(*) FROM managed_certificates "
+			   "GROUP BY state",
+	[ST_JOB_VERIFY] = "UPDATE renewal_jobs SET state = 'verified', "
+			  "last_error = NULL, updated_at = ?2 WHERE id = ?1 "
+			  "AND state IN " OPEN_STATES,
+	[ST_CERT_SET_RENEW_AT] = "UPDATE managed_certificates SET renew_at = "
+				 "?2, policy = ?3 WHERE id = ?1",
+	[ST_REARM_SELECT] = "SELECT " CERT_COLS " FROM managed_certificates "
+			    "WHERE id > ?1 AND state = 'active' ORDER BY id "
+			    "LIMIT ?2",
+	[ST_JOBS_LIST] = "SELECT " JOB_COLS " FROM renewal_jobs ORDER BY id "
+			 "DESC LIMIT ?1",
+	[ST_JOBS_LIST_STATE] = "SELECT " JOB_COLS " FROM renewal_jobs WHERE "
+			       "state = ?2 ORDER BY id DESC LIMIT ?1",
+};
+
+/* ---- plumbing --------------------------------------------------------- */
+
+/* The cached statement `id`, reset and with bindings cleared. */
+static sqlite3_stmt *
+stmt(store *s, int id)
+{
+	sqlite3_stmt *st = s->st[id];
+
+	if (st == NULL) {
+		if (sqlite3_prepare_v3(s->db, sql_text[id], -1,
+				       SQLITE_PREPARE_PERSISTENT, &st,
+				       NULL) != SQLITE_OK) {
+			log_errorx("cannot prepare statement %d: %s", id,
+				   sqlite3_errmsg(s->db));
+			return NULL;
+		}
+		s->st[id] = st;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return st;
+}
+
+/* Map an SQLite result code to ours, logging unexpected ones. */
+static int
+sqerr(store *s, int rc)
+{
+	switch (rc) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return RN_OK;
+	case SQLITE_FULL:
+		log_errorx("database is full: %s", sqlite3_errmsg(s->db));
+		return RN_EFULL;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return RN_EBUSY;
+	case SQLITE_CONSTRAINT:
+		return RN_EEXIST;
+	default:
+		log_errorx("database error: %s", sqlite3_errmsg(s->db));
+		return RN_ESTORE;
+	}
+}
+
+static void
+bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static void
+bind_id(sqlite3_stmt *st, int i, int64_t v)
+{
+	if (v)
+		sqlite3_bind_int64(st, i, v);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static char *
+col_text(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	return t ? strdup((const char *)t) : NULL;
+}
+
+/* Run a statement that returns no rows; *changes gets the row count. */
+static int
+exec_stmt(store *s, sqlite3_stmt *st, int *changes)
+{
+	int rc = sqlite3_step(st);
+
+	if (changes)
+		*changes = sqlite3_changes(s->db);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return sqerr(s, rc);
+	return RN_OK;
+}
+
+static int
+exec_sql(store *s, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+
+	if (rc != SQLITE_OK) {
+		if (rc != SQLITE_BUSY && rc != SQLITE_FULL)
+			log_errorx("database error: %s", msg ? msg : "?");
+		sqlite3_free(msg);
+		return sqerr(s, rc);
+	}
+	return RN_OK;
+}
+
+int
+store_begin(store *s)
+{
+	return exec_sql(s, "BEGIN IMMEDIATE");
+}
+
+int
+store_commit(store *s)
+{
+	return exec_sql(s, "COMMIT");
+}
+
+void
+store_rollback(store *s)
+{
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+const char *
+store_errmsg(store *s)
+{
+	return sqlite3_errmsg(s->db);
+}
+
+void
+store_cert_release(store_cert *c)
+{
+	if (c == NULL)
+		return;
+	free(c->host_uuid);
+	free(c->profile_uuid);
+	free(c->ca_name);
+	free(c->serial);
+	free(c->subject);
+	free(c->issuer);
+	free(c->sha256);
+	free(c->renewal_id);
+	free(c->state);
+	free(c->policy);
+	memset(c, 0, sizeof(*c));
+}
+
+void
+store_job_release(store_job *j)
+{
+	if (j == NULL)
+		return;
+	free(j->host_uuid);
+	free(j->profile_uuid);
+	free(j->ca_name);
+	free(j->kind);
+	free(j->renewal_id);
+	free(j->command_uuid);
+	free(j->state);
+	free(j->last_error);
+	memset(j, 0, sizeof(*j));
+}
+
+void
+store_host_release(store_host *h)
+{
+	if (h == NULL)
+		return;
+	free(h->uuid);
+	free(h->serial_number);
+	free(h->enrollment_id);
+	free(h->state);
+	memset(h, 0, sizeof(*h));
+}
+
+void
+store_profile_release(store_profile *p)
+{
+	if (p == NULL)
+		return;
+	free(p->uuid);
+	free(p->identifier);
+	free(p->name);
+	free(p->ca_name);
+	free(p->sha256);
+	free(p->source_path);
+	free(p->template);
+	memset(p, 0, sizeof(*p));
+}
+
+static void
+read_cert(sqlite3_stmt *st, store_cert *c)
+{
+	c->id = sqlite3_column_int64(st, 0);
+	c->host_uuid = col_text(st, 1);
+	c->profile_uuid = col_text(st, 2);
+	c->ca_name = col_text(st, 3);
+	c->serial = col_text(st, 4);
+	c->subject = col_text(st, 5);
+	c->issuer = col_text(st, 6);
+	c->sha256 = col_text(st, 7);
+	c->renewal_id = col_text(st, 8);
+	c->state = col_text(st, 9);
+	c->policy = col_text(st, 10);
+	c->not_valid_before = sqlite3_column_int64(st, 11);
+	c->not_valid_after = sqlite3_column_int64(st, 12);
+	c->renew_at = sqlite3_column_int64(st, 13);
+	c->job_id = sqlite3_column_int64(st, 14);
+	c->created_at = sqlite3_column_int64(st, 15);
+	c->updated_at = sqlite3_column_int64(st, 16);
+}
+
+static void
+read_job(sqlite3_stmt *st, store_job *j)
+{
+	j->id = sqlite3_column_int64(st, 0);
+	j->host_uuid = col_text(st, 1);
+	j->profile_uuid = col_text(st, 2);
+	j->ca_name = col_text(st, 3);
+	j->kind = col_text(st, 4);
+	j->renewal_id = col_text(st, 5);
+	j->command_uuid = col_text(st, 6);
+	j->state = col_text(st, 7);
+	j->last_error = col_text(st, 8);
+	j->attempts = sqlite3_column_int(st, 9);
+	j->cert_id = sqlite3_column_int64(st, 10);
+	j->next_attempt_at = sqlite3_column_int64(st, 11);
+	j->created_at = sqlite3_column_int64(st, 12);
+	j->updated_at = sqlite3_column_int64(st, 13);
+}
+
+/* Step a one-row query into a job; RN_ENOTFOUND without a row. */
+static int
+one_job(store *s, sqlite3_stmt *st, store_job *out)
+{
+	int rc = sqlite3_step(st);
+
+	memset(out, 0, sizeof(*out));
+	if (rc == SQLITE_ROW) {
+		read_job(st, out);
+		sqlite3_reset(st);
+		return RN_OK;
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? RN_ENOTFOUND : sqerr(s, rc);
+}
+
+static int
+one_cert(store *s, sqlite3_stmt *st, store_cert *out)
+{
+	int rc = sqlite3_step(st);
+
+	memset(out, 0, sizeof(*out));
+	if (rc == SQLITE_ROW) {
+		read_cert(st, out);
+		sqlite3_reset(st);
+		return RN_OK;
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? RN_ENOTFOUND : sqerr(s, rc);
+}
+
+/* ---- open and migrate ------------------------------------------------- */
+
+int
+store_schema_version(store *s)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Apply the migrations after the stored version, each in its own
+ * transaction together with its user_version bump. */
+static int
+migrate(store *s, char **errmsg)
+{
+	int v = store_schema_version(s), n, rc;
+	const int last = (int)(sizeof(store_migrations) /
+			       sizeof(store_migrations[0]));
+	char pragma[64];
+
+	if (v < 0) {
+		*errmsg = rn_asprintf("cannot read schema version: %s",
+				      sqlite3_errmsg(s->db));
+		return RN_ESTORE;
+	}
+	if (v > last) {
+		*errmsg = rn_asprintf("database schema version %d is newer than "
+				      "this renewd (%d)", v, last);
+		return RN_ESTORE;
+	}
+	for (n = v; n < last; n++) {
+		rc = store_begin(s);
+		if (rc == RN_OK)
+			rc = exec_sql(s, store_migrations[n]);
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d",
+			 n + 1);
+		if (rc == RN_OK)
+			rc = exec_sql(s, pragma);
+		if (rc == RN_OK)
+			rc = store_commit(s);
+		if (rc) {
+			*errmsg = rn_asprintf("migration %d failed: %s", n + 1,
+					      sqlite3_errmsg(s->db));
+			store_rollback(s);
+			return rc;
+		}
+		if (n > 0 || v > 0)
+			log_info("database migrated to schema version %d",
+				 n + 1);
+	}
+	return RN_OK;
+}
+
+int
+store_open(const char *path, int readonly, store **out, char **errmsg)
+{
+	store *s;
+	int flags, rc;
+
+	*out = NULL;
+	*errmsg = NULL;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return RN_ENOMEM;
+	s->readonly = readonly;
+	flags = readonly ? SQLITE_OPEN_READONLY
+			 : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+	flags |= SQLITE_OPEN_NOMUTEX;
+	rc = sqlite3_open_v2(path, &s->db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		*errmsg = rn_asprintf("cannot open database '%s': %s", path,
+				      s->db ? sqlite3_errmsg(s->db)
+					    : "out of memory");
+		store_close(s);
+		return RN_ESTORE;
+	}
+	sqlite3_busy_timeout(s->db, 5000);
+	sqlite3_extended_result_codes(s->db, 0);
+	if (!readonly) {
+		rc = exec_sql(s, "PRAGMA journal_mode = WAL");
+		if (rc == RN_OK)
+			rc = exec_sql(s, "PRAGMA synchronous = NORMAL");
+	}
+	if (rc == RN_OK)
+		rc = exec_sql(s, "PRAGMA foreign_keys = ON");
+	if (rc) {
+		*errmsg = rn_asprintf("cannot set up database '%s': %s", path,
+				      sqlite3_errmsg(s->db));
+		store_close(s);
+		return rc;
+	}
+	if (readonly) {
+		int v = store_schema_version(s);
+		if (v != STORE_SCHEMA_VERSION) {
+			*errmsg = rn_asprintf(
+			    v <= 0 ? "database '%s' is not initialised (start "
+				     "renewd once)"
+				   : "database '%s' has schema version %d, "
+				     "this renewctl expects %d",
+			    path, v, STORE_SCHEMA_VERSION);
+			store_close(s);
+			return RN_ESTORE;
+		}
+	} else {
+		char *m = NULL;
+		rc = migrate(s, &m);
+		if (rc) {
+			*errmsg = rn_asprintf("database '%s': %s", path,
+					      m ? m : "migration failed");
+			free(m);
+			store_close(s);
+			return rc;
+		}
+	}
+	*out = s;
+	return RN_OK;
+}
+
+void
+store_close(store *s)
+{
+	int i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < ST__COUNT; i++)
+		sqlite3_finalize(s->st[i]);
+	sqlite3_close(s->db);
+	free(s);
+}
+
+/* ---- hosts and profiles ----------------------------------------------- */
+
+int
+store_host_upsert(store *s, const char *uuid, const char *serial,
+		  int64_t now)
+{
+	sqlite3_stmt *st = stmt(s, ST_HOST_UPSERT);
+
+	if (st == NULL)
+		return RN_ESTORE;
+	bind_text(st, 1, uuid);
+	bind_text(st, 2, serial);
+	sqlite3_bind_int64(st, 3, now);
+	return exec_stmt(s, st, NULL);
+}
+
+int
+store_host_get(store *s, const char *uuid, store_host *out)
+{
+	sqlite3_stmt *st = stmt(s, ST_HOST_GET);
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (st == NULL)
+		return RN_ESTORE;
+	bind_text(st, 1, uuid);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		out->uuid = col_text(st, 0);
+		out->serial_number = col_text(st, 1);
+		out->enrollment_id = col_text(st, 2);
+		out->state = col_text(st, 3);
+		out->first_seen = sqlite3_column_int64(st, 4);
+		out->last_seen = sqlite3_column_int64(st, 5);
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return RN_OK;
+	return rc == SQLITE_DONE ? RN_ENOTFOUND : sqerr(s, rc);
+}
+
+int
+store_profile_upsert(store *s, const store_profile *p, int64_t now)
+{
+	sqlite3_stmt *st = stmt(s, ST_PROFILE_UPSERT);
+
+	if (st == NULL)
+		return RN_ESTORE;
+	bind_text(st, 1, p->uuid);
+	bind_text(st, 2, p->identifier);
+	bind_text(st, 3, p->name);
+	bind_text(st, 4, p->ca_name);
+	sqlite3_bind_blob(st, 5, p->template ? p->template : "",
+			  (int)p->template_len, SQLITE_TRANSIENT);
+	bind_text(st, 6, p->sha256);
+	bind_text(st, 7, p->source_path);
+	sqlite3_bind_int64(st, 8, now);
+	return exec_stmt(s, st, NULL);
+}
+
+int
+store_profile_get(store *s, const char *uuid, store_profile *out)
+{
+	sqlite3_stmt *st = stmt(s, ST_PROFILE_GET);
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (st == NULL)
+		return RN_ESTORE;
+	bind_text(st, 1, uuid);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		out->uuid = col_text(st, 0);
+		out->identifier = col_text(st, 1);
+		out->name = col_text(st, 2);
+		out->ca_name = col_text(st, 3);
+		out->sha256 = col_text(st, 4);
+		out->source_path = col_text(st, 5);
+		out->template_len = (size_t)sqlite3_column_bytes(st, 6);
+		out->template = rn_strndup(sqlite3_column_blob(st, 6)
+					       ? sqlite3_column_blob(st, 6)
+					       : "",
+					   out->template_len);
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return RN_OK;
+	return rc == SQLITE_DONE ? RN_ENOTFOUND : sqerr(s, rc);
+}
+
+int
+store_host_profile_add(store *s, const char *host, const char *profile)
+{
+	sqlite3_stmt *st = stmt(s, ST_HP_ADD);
+
+	if (st == NULL)
+		return RN_ESTORE;
+	bind_text(st, 1, host);
+	bind_text(st, 2, profile);
+	return exec_stmt(s, st, NULL);
+}
+
+/* ---- events ----------------------------------------------------------- */
+
+static int
+event_insert(store *s, int64_t job, const char *event, const char *detail,
+	     int64_t now)
+{
+	sqlite3_stmt *st = stmt(s, ST_EVENT_INSERT);
+
+	if (st == NULL)
+		return RN_ESTORE;
+	sqlite3_bind_int64(st, 1, job);
+	sqlite3_bind_int64(st, 2, now);
+	bind_text(st, 3, event);
+	bind_text(st, 4, detail);
+	return exec_stmt(s, st, NULL);
+}
+
+/*
+ * Transaction helpers: a function that changes state opens a transaction
+ * unless the caller already has one, so callers can batch.
+ */
+static int
+tx_begin(store *s, int *own)
+{
+	*own = sqlite3_get_autocommit(s->db);
+	return *own ? store_begin(s) : RN_OK;
+}
+
+static int
+tx_end(store *s, int own, int rc)
+{
+	if (!own)
+		return rc;
+	if (rc == RN_OK) {
+		rc = store_commit(s);
+		if (rc == RN_OK)
+			return RN_OK;
+	}
+	store_rollback(s);
+	return rc;
+}
+
+int
+store_job_event(store *s, int64_t id, const char *event, const char *detail,
+		int64_t now)
+{
+	int own, rc = tx_begin(s, &own);
+
+	if (rc)
+		return rc;
+	rc = event_insert(s, id, event, detail, now);
+	return tx_end(s, own, rc);
+}
+
+/* ---- certificates ----------------------------------------------------- */
+
+int
+store_cert_install(store *s, store_cert *c, int64_t job_id, int64_t now,
+		   int *dup)
+{
+	sqlite3_stmt *st;
+	int own, rc, changes = 0;
+
+	*dup = 0;
+	rc = tx_begin(s, &own);
+	if (rc)
+		return rc;
+	st = stmt(s, ST_CERT_DUP);
+	if (st == NULL) {
+		rc = RN_ESTORE;
+		goto out;
+	}
+	bind_text(st, 1, c->host_uuid);
+	bind_text(st, 2, c->profile_uuid);
+	bind_text(st, 3, c->ca_name);
+	bind_text(st, 4, c->sha256);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		c->id = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		*dup = 1;
+		rc = RN_OK;
+		goto out;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		rc = sqerr(s, rc);
+		goto out;
+	}
+	st = stmt(s, ST_CERT_SUPERSEDE);
+	if (st == NULL) {
+		rc = RN_ESTORE;
+		goto out;
+	}
+	bind_text(st, 1, c->host_uuid);
+	bind_text(st, 2, c->profile_uuid);
+	bind_text(st, 3, c->ca_name);
+	sqlite3_bind_int64(st, 4, now);
+	rc = exec_stmt(s, st, NULL);
+	if (rc)
+		goto out;
+	if (job_id) {
+		st = stmt(s, ST_JOB_VERIFY);
+		if (st == NULL) {
+			rc = RN_ESTORE;
+			goto out;
+		}
+		sqlite3_bind_int64(st, 1, job_id);
+		sqlite3_bind_int64(st, 2, now);
+		rc = exec_stmt(s, st, &changes);
+		if (rc)
+			goto out;
+		if (changes == 0)
+			job_id = 0; /* not open any more: just install */
+	}
+	st = stmt(s, ST_CERT_INSERT);
+	if (st == NULL) {
+		rc = RN_ESTORE;
+		goto out;
+	}
+	bind_text(st, 1, c->host_uuid);
+	bind_text(st, 2, c->profile_uuid);
+	bind_text(st, 3, c->ca_name);
+	bind_text(st, 4, c->serial);
+	bind_text(st, 5, c->subject);
+	bind_text(st, 6, c->issuer);
+	bind_text(st, 7, c->sha256);
+	bind_text(st, 8, c->renewal_id);
+	bind_text(st, 9, "active");
+	bind_text(st, 10, c->policy);
+	sqlite3_bind_int64(st, 11, c->not_valid_before);
+	sqlite3_bind_int64(st, 12, c->not_valid_after);
+	sqlite3_bind_int64(st, 13, c->renew_at);
+	bind_id(st, 14, job_id);
+	sqlite3_bind_int64(st, 15, now);
+	rc = exec_stmt(s, st, NULL);
+	if (rc)
+		goto out;
+	c->id = sqlite3_last_insert_rowid(s->db);
+	c->job_id = job_id;
+	if (job_id) {
+		char *d = rn_asprintf("certificate %lld serial %s sha256 %s",
+				      (long long)c->id, c->serial, c->sha256);
+		rc = event_insert(s, job_id, "verified", d, now);
+		free(d);
+	}
+out:
+	return tx_end(s, own, rc);
+}
+
+int
+store_cert_get(store *s, int64_t id, store_cert *out)
+{
+	sqlite3_stmt *st = stmt(s, ST_CERT_GET);
+
+	if (st == NULL)
+		return RN_ESTORE;
+	sqlite3_bind_int64(st, 1, id);
+	return one_cert(s, st, out);
+}
+
+int
+store_cert_current(store *s, const char *host, const char *profile,
+		   const char *ca, store_cert *out)
+{
+	sqlite3_stmt *st = stmt(s, ST_CERT_CURRENT);
+
+	if (st == NULL)
+		return RN_ESTORE;
+	bind_text(st, 1, host);
+	bind_text(st, 2, profile);
+	bind_text(st, 3, ca);
+	return one_cert(s, st, out);
+}
+
+/*
+ * Listings are ad-hoc filters an operator types; the statement is built
+ * from fixed fragments only (never from input) and every value is bound.
+ */
+int
+store_certs_each(store *s, const store_cert_filter *f, store_cert_cb cb,
+		 void *arg)
+{
+	rn_buf sql = RN_BUF_INIT;
+	sqlite3_stmt *st = NULL;
+	const char *order = " ORDER BY id";
+	int rc, n = 1;
+
+	rn_buf_adds(&sql, "SELECT " CERT_COLS
+			  " FROM managed_certificates WHERE 1");
+	if (f->host_uuid)
+		rn_buf_adds(&sql, " AND host_uuid = ?1");
+	if (f->state)
+		rn_buf_adds(&sql, " AND state = ?2");
+	if (f->expiring_before) {
+		rn_buf_adds(&sql, " AND not_valid_after < ?3");
+		order = " ORDER BY not_valid_after";
+	}
+	if (f->renew_before) {
+		rn_buf_adds(&sql, " AND renew_at <= ?4");
+		order = " ORDER BY renew_at";
+	}
+	rn_buf_adds(&sql, order);
+	if (f->limit)
+		rn_buf_adds(&sql, " LIMIT ?5");
+	rc = sqlite3_prepare_v2(s->db, sql.data, -1, &st, NULL);
+	rn_buf_release(&sql);
+	if (rc != SQLITE_OK)
+		return sqerr(s, rc);
+	bind_text(st, 1, f->host_uuid);
+	bind_text(st, 2, f->state);
+	sqlite3_bind_int64(st, 3, f->expiring_before);
+	sqlite3_bind_int64(st, 4, f->renew_before);
+	sqlite3_bind_int64(st, 5, f->limit);
+	rc = RN_OK;
+	while ((n = sqlite3_step(st)) == SQLITE_ROW) {
+		store_cert c;
+		memset(&c, 0, sizeof(c));
+		read_cert(st, &c);
+		rc = cb(arg, &c);
+		store_cert_release(&c);
+		if (rc)
+			break;
+	}
+	if (rc == RN_OK && n != SQLITE_DONE)
+		rc = sqerr(s, n);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+store_certs_rearm(store *s, int64_t after, int limit, store_renew_at_cb cb,
+		  void *arg, int64_t *last_id, int *n)
+{
+	sqlite3_stmt *st, *up;
+	store_cert *rows;
+	int count = 0, i, rc = RN_OK, own;
+
+	*n = 0;
+	*last_id = after;
+	rows = calloc((size_t)limit, sizeof(*rows));
+	if (rows == NULL)
+		return RN_ENOMEM;
+	st = stmt(s, ST_REARM_SELECT);
+	if (st == NULL) {
+		free(rows);
+		return RN_ESTORE;
+	}
+	sqlite3_bind_int64(st, 1, after);
+	sqlite3_bind_int(st, 2, limit);
+	while (count < limit && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		read_cert(st, &rows[count++]);
+	sqlite3_reset(st);
+	rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? RN_OK : sqerr(s, rc);
+	if (rc == RN_OK && count > 0)
+		rc = tx_begin(s, &own);
+	else
+		own = 0;
+	for (i = 0; rc == RN_OK && i < count; i++) {
+		int64_t at = rows[i].renew_at;
+		*last_id = rows[i].id;
+		rc = cb(arg, &rows[i], &at);
+		if (rc || at == rows[i].renew_at)
+			continue;
+		up = stmt(s, ST_CERT_SET_RENEW_AT);
+		if (up == NULL) {
+			rc = RN_ESTORE;
+			break;
+		}
+		sqlite3_bind_int64(up, 1, rows[i].id);
+		sqlite3_bind_int64(up, 2, at);
+		bind_text(up, 3, rows[i].policy);
+		rc = exec_stmt(s, up, NULL);
+		(*n)++;
+	}
+	if (count > 0)
+		rc = tx_end(s, own, rc);
+	if (count < limit && rc == RN_OK)
+		*last_id = -1; /* done */
+	for (i = 0; i < count; i++)
+		store_cert_release(&rows[i]);
+	free(rows);
+	return rc;
+}
+
+/* ---- scan ------------------------------------------------------------- */
+
+typedef struct due_row {
+	int64_t id;
+	char *host, *profile, *ca;
+} due_row;
+
+int
+store_scan_due(store *s, int64_t now, int limit, int *seen, int *enqueued)
+{
+	sqlite3_stmt *st;
+	due_row *rows;
+	int count = 0, i, rc, own, changes;
+
+	*seen = *enqueued = 0;
+	rows = calloc((size_t)limit, sizeof(*rows));
+	if (rows == NULL)
+		return RN_ENOMEM;
+	rc = tx_begin(s, &own);
+	if (rc) {
+		free(rows);
+		return rc;
+	}
+	st = stmt(s, ST_SCAN_SELECT);
+	if (st == NULL) {
+		rc = RN_ESTORE;
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int(st, 2, limit);
+	while (count < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		rows[count].id = sqlite3_column_int64(st, 0);
+		rows[count].host = col_text(st, 1);
+		rows[count].profile = col_text(st, 2);
+		rows[count].ca = col_text(st, 3);
+		count++;
+	}
+	sqlite3_reset(st);
+	rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? RN_OK : sqerr(s, rc);
+	for (i = 0; rc == RN_OK && i < count; i++) {
+		st = stmt(s, ST_JOB_INSERT);
+		if (st == NULL) {
+			rc = RN_ESTORE;
+			break;
+		}
+		bind_text(st, 1, rows[i].host);
+		bind_text(st, 2, rows[i].profile);
+		bind_text(st, 3, rows[i].ca);
+		bind_text(st, 4, "renew");
+		sqlite3_bind_int64(st, 5, rows[i].id);
+		sqlite3_bind_int64(st, 6, now);
+		rc = exec_stmt(s, st, &changes);
+		if (rc)
+			break;
+		if (changes == 1) {
+			char d[64];
+			snprintf(d, sizeof(d), "certificate %lld is due",
+				 (long long)rows[i].id);
+			rc = event_insert(s, sqlite3_last_insert_rowid(s->db),
+					  "enqueued", d, now);
+			(*enqueued)++;
+		}
+		/* With or without a new job (an open one renews it), the
+		 * certificate leaves the due index. */
+		st = stmt(s, ST_SCAN_MARK);
+		if (rc == RN_OK && st == NULL)
+			rc = RN_ESTORE;
+		if (rc == RN_OK) {
+			sqlite3_bind_int64(st, 1, rows[i].id);
+			sqlite3_bind_int64(st, 2, now);
+			rc = exec_stmt(s, st, NULL);
+		}
+	}
+	*seen = count;
+out:
+	rc = tx_end(s, own, rc);
+	if (rc)
+		*enqueued = 0;
+	for (i = 0; i < count; i++) {
+		free(rows[i].host);
+		free(rows[i].profile);
+		free(rows[i].ca);
+	}
+	free(rows);
+	return rc;
+}
+
+static int64_t
+single_int(store *s, sqlite3_stmt *st)
+{
+	int64_t v = 0;
+
+	if (st == NULL)
+		return 0;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return v;
+}
+
+int64_t
+store_next_due(store *s)
+{
+	return single_int(s, stmt(s, ST_NEXT_DUE));
+}
+
+/* ---- jobs ------------------------------------------------------------- */
+
+int
+store_job_enqueue(store *s, const char *host, const char *profile,
+		  const char *ca, const char *kind, int64_t cert_id,
+		  const char *detail, int64_t now, int64_t *id)
+{
+	sqlite3_stmt *st;
+	int own, rc, changes = 0;
+
+	*id = 0;
+	rc = tx_begin(s, &own);
+	if (rc)
+		return rc;
+	st = stmt(s, ST_JOB_INSERT);
+	if (st == NULL) {
+		rc = RN_ESTORE;
+		goto out;
+	}
+	bind_text(st, 1, host);
+	bind_text(st, 2, profile);
+	bind_text(st, 3, ca);
+	bind_text(st, 4, kind);
+	bind_id(st, 5, cert_id);
+	sqlite3_bind_int64(st, 6, now);
+	rc = exec_stmt(s, st, &changes);
+	if (rc)
+		goto out;
+	if (changes == 0) {
+		st = stmt(s, ST_JOB_OPEN);
+		bind_text(st, 1, host);
+		bind_text(st, 2, profile);
+		bind_text(st, 3, ca);
+		*id = single_int(s, st);
+		rc = RN_EEXIST;
+		goto out;
+	}
+	*id = sqlite3_last_insert_rowid(s->db);
+	rc = event_insert(s, *id, "enqueued", detail, now);
+	if (rc == RN_OK && cert_id) {
+		st = stmt(s, ST_SCAN_MARK);
+		sqlite3_bind_int64(st, 1, cert_id);
+		sqlite3_bind_int64(st, 2, now);
+		rc = exec_stmt(s, st, NULL);
+	}
+out:
+	if (rc == RN_EEXIST) {
+		tx_end(s, own, RN_OK);
+		return RN_EEXIST;
+	}
+	return tx_end(s, own, rc);
+}
+
+int
+store_job_get(store *s, int64_t id, store_job *out)
+{
+	sqlite3_stmt *st = stmt(s, ST_JOB_GET);
+
+	if (st == NULL)
+		return RN_ESTORE;
+	sqlite3_bind_int64(st, 1, id);
+	return one_job(s, st, out);
+}
+
+int
+store_job_by_renewal_id(store *s, const char *renewal_id, store_job *out)
+{
+	sqlite3_stmt *st = stmt(s, ST_JOB_BY_RID);
+
+	if (st == NULL)
+		return RN_ESTORE;
+	bind_text(st, 1, renewal_id);
+	return one_job(s, st, out);
+}
+
+static int
+each_job(store *s, sqlite3_stmt *st, store_job_cb cb, void *arg)
+{
+	store_job *rows = NULL;
+	size_t n = 0, alloc = 0, i;
+	int rc, crc = RN_OK;
+
+	/*
+	 * Rows are read first and the statement reset before calling back,
+	 * so callbacks may use the store (including this statement).
+	 */
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == alloc) {
+			size_t na = alloc ? alloc * 2 : 16;
+			store_job *nr = realloc(rows, na * sizeof(*nr));
+			if (nr == NULL) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			rows = nr;
+			alloc = na;
+		}
+		memset(&rows[n], 0, sizeof(rows[n]));
+		read_job(st, &rows[n++]);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		crc = rc == SQLITE_NOMEM ? RN_ENOMEM : sqerr(s, rc);
+	for (i = 0; i < n; i++) {
+		if (crc == RN_OK)
+			crc = cb(arg, &rows[i]);
+		store_job_release(&rows[i]);
+	}
+	free(rows);
+	return crc;
+}
+
+int
+store_jobs_due(store *s, const char *state, int64_t before, int limit,
+	       store_job_cb cb, void *arg)
+{
+	sqlite3_stmt *st = stmt(s, ST_JOBS_DUE);
+
+	if (st == NULL)
+		return RN_ESTORE;
+	bind_text(st, 1, state);
+	sqlite3_bind_int64(st, 2, before);
+	sqlite3_bind_int(st, 3, limit);
+	return each_job(s, st, cb, arg);
+}
+
+int64_t
+store_jobs_next_at(store *s, const char *state)
+{
+	sqlite3_stmt *st = stmt(s, ST_JOBS_NEXT);
+
+	if (st == NULL)
+		return 0;
+	bind_text(st, 1, state);
+	return single_int(s, st);
+}
+
+int
+store_jobs_each(store *s, const char *state, int64_t limit, store_job_cb cb,
+		void *arg)
+{
+	sqlite3_stmt *st = stmt(s, state ? ST_JOBS_LIST_STATE : ST_JOBS_LIST);
+
+	if (st == NULL)
+		return RN_ESTORE;
+	sqlite3_bind_int64(st, 1, limit > 0 ? limit : -1);
+	if (state)
+		bind_text(st, 2, state);
+	return each_job(s, st, cb, arg);
+}
+
+int
+store_job_start(store *s, int64_t id, const char *new_renewal_id,
+		int64_t now, store_job *out)
+{
+	sqlite3_stmt *st;
+	int own, rc, changes = 0;
+	char d[64];
+
+	memset(out, 0, sizeof(*out));
+	rc = tx_begin(s, &own);
+	if (rc)
+		return rc;
+	st = stmt(s, ST_JOB_START);
+	if (st == NULL) {
+		rc = RN_ESTORE;
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	bind_text(st, 2, new_renewal_id);
+	sqlite3_bind_int64(st, 3, now);
+	rc = exec_stmt(s, st, &changes);
+	if (rc)
+		goto out;
+	if (changes == 0) {
+		rc = RN_EBUSY;
+		goto out;
+	}
+	rc = store_job_get(s, id, out);
+	if (rc)
+		goto out;
+	st = stmt(s, ST_RID_INSERT);
+	bind_text(st, 1, out->renewal_id);
+	sqlite3_bind_int64(st, 2, id);
+	sqlite3_bind_int64(st, 3, now);
+	rc = exec_stmt(s, st, NULL);
+	if (rc)
+		goto out;
+	snprintf(d, sizeof(d), "attempt %d renewal_id %s", out->attempts,
+		 out->renewal_id);
+	rc = event_insert(s, id, "attempt_started", d, now);
+out:
+	if (rc)
+		store_job_release(out);
+	return tx_end(s, own, rc);
+}
+
+int
+store_job_pushed(store *s, int64_t id, const char *command_uuid,
+		 int64_t verify_at, const char *detail, int64_t now)
+{
+	sqlite3_stmt *st;
+	int own, rc, changes = 0;
+
+	rc = tx_begin(s, &own);
+	if (rc)
+		return rc;
+	st = stmt(s, ST_JOB_PUSHED);
+	if (st == NULL) {
+		rc = RN_ESTORE;
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	bind_text(st, 2, command_uuid);
+	sqlite3_bind_int64(st, 3, verify_at);
+	sqlite3_bind_int64(st, 4, now);
+	rc = exec_stmt(s, st, &changes);
+	if (rc == RN_OK && changes == 0)
+		rc = RN_EBUSY;
+	if (rc == RN_OK)
+		rc = event_insert(s, id, "pushed", detail, now);
+out:
+	return tx_end(s, own, rc);
+}
+
+/* The certificate a final job was renewing goes back to the due index. */
+static int
+rearm_cert(store *s, int64_t id, int64_t rearm_at, int64_t now)
+{
+	store_job j;
+	sqlite3_stmt *st;
+	int rc = store_job_get(s, id, &j);
+
+	if (rc)
+		return rc;
+	if (j.cert_id && rearm_at) {
+		st = stmt(s, ST_CERT_REARM);
+		sqlite3_bind_int64(st, 1, j.cert_id);
+		sqlite3_bind_int64(st, 2, rearm_at);
+		sqlite3_bind_int64(st, 3, now);
+		rc = exec_stmt(s, st, NULL);
+	}
+	store_job_release(&j);
+	return rc;
+}
+
+int
+store_job_attempt_failed(store *s, int64_t id, const char *from,
+			 const char *event, const char *err, int64_t retry_at,
+			 int64_t rearm_at, int64_t now)
+{
+	sqlite3_stmt *st;
+	int own, rc, changes = 0;
+
+	rc = tx_begin(s, &own);
+	if (rc)
+		return rc;
+	if (retry_at) {
+		st = stmt(s, ST_JOB_RETRYWAIT);
+		sqlite3_bind_int64(st, 1, id);
+		bind_text(st, 2, from);
+		sqlite3_bind_int64(st, 3, retry_at);
+		bind_text(st, 4, err);
+		sqlite3_bind_int64(st, 5, now);
+	} else {
+		st = stmt(s, ST_JOB_FINAL);
+		sqlite3_bind_int64(st, 1, id);
+		bind_text(st, 2, from);
+		bind_text(st, 3, JOB_FAILED);
+		bind_text(st, 4, err);
+		sqlite3_bind_int64(st, 5, now);
+	}
+	rc = exec_stmt(s, st, &changes);
+	if (rc == RN_OK && changes == 0)
+		rc = RN_EBUSY;
+	if (rc == RN_OK)
+		rc = event_insert(s, id, event, err, now);
+	if (rc == RN_OK && !retry_at) {
+		char d[96];
+		snprintf(d, sizeof(d), "attempts exhausted");
+		rc = event_insert(s, id, "failed", d, now);
+		if (rc == RN_OK)
+			rc = rearm_cert(s, id, rearm_at, now);
+	}
+	return tx_end(s, own, rc);
+}
+
+int
+store_job_cancel(store *s, int64_t id, const char *why, int64_t rearm_at,
+		 int64_t now)
+{
+	store_job j;
+	sqlite3_stmt *st;
+	int own, rc, changes = 0;
+
+	rc = tx_begin(s, &own);
+	if (rc)
+		return rc;
+	rc = store_job_get(s, id, &j);
+	if (rc)
+		goto out;
+	st = stmt(s, ST_JOB_FINAL);
+	sqlite3_bind_int64(st, 1, id);
+	bind_text(st, 2, j.state);
+	bind_text(st, 3, JOB_CANCELLED);
+	bind_text(st, 4, why);
+	sqlite3_bind_int64(st, 5, now);
+	if (strcmp(j.state, JOB_QUEUED) && strcmp(j.state, JOB_RUNNING) &&
+	    strcmp(j.state, JOB_PUSHED) && strcmp(j.state, JOB_ACKNOWLEDGED))
+		rc = RN_EBUSY;
+	else
+		rc = exec_stmt(s, st, &changes);
+	store_job_release(&j);
+	if (rc == RN_OK && changes == 0)
+		rc = RN_EBUSY;
+	if (rc == RN_OK)
+		rc = event_insert(s, id, "cancelled", why, now);
+	if (rc == RN_OK)
+		rc = rearm_cert(s, id, rearm_at, now);
+out:
+	return tx_end(s, own, rc);
+}
+
+int
+store_job_retry(store *s, int64_t id, int64_t now)
+{
+	sqlite3_stmt *st;
+	store_job j;
+	int own, rc, changes = 0;
+
+	rc = tx_begin(s, &own);
+	if (rc)
+		return rc;
+	rc = store_job_get(s, id, &j);
+	if (rc)
+		goto out;
+	st = stmt(s, ST_JOB_RETRY);
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, now);
+	rc = exec_stmt(s, st, &changes);
+	if (rc == RN_OK && changes == 0)
+		rc = RN_EBUSY;
+	if (rc == RN_OK && j.cert_id && strcmp(j.state, JOB_QUEUED) != 0) {
+		/* a reopened job renews its certificate again */
+		st = stmt(s, ST_SCAN_MARK);
+		sqlite3_bind_int64(st, 1, j.cert_id);
+		sqlite3_bind_int64(st, 2, now);
+		rc = exec_stmt(s, st, NULL);
+		if (rc == RN_EEXIST)
+			rc = RN_OK; /* superseded meanwhile: nothing to mark */
+	}
+	if (rc == RN_OK)
+		rc = event_insert(s, id, "retry", "requested by operator",
+				  now);
+	store_job_release(&j);
+out:
+	return tx_end(s, own, rc);
+}
+
+int
+store_jobs_recover(store *s, int64_t now, int *n)
+{
+	sqlite3_stmt *sel, *up;
+	int64_t *ids = NULL;
+	size_t cnt = 0, alloc = 0, i;
+	int own, rc;
+
+	*n = 0;
+	rc = tx_begin(s, &own);
+	if (rc)
+		return rc;
+	sel = stmt(s, ST_JOBS_RECOVER_SEL);
+	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		if (cnt == alloc) {
+			alloc = alloc ? alloc * 2 : 64;
+			int64_t *ni = realloc(ids, alloc * sizeof(*ni));
+			if (ni == NULL) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			ids = ni;
+		}
+		ids[cnt++] = sqlite3_column_int64(sel, 0);
+	}
+	sqlite3_reset(sel);
+	rc = rc == SQLITE_DONE ? RN_OK : sqerr(s, rc);
+	for (i = 0; rc == RN_OK && i < cnt; i++) {
+		up = stmt(s, ST_JOB_RECOVER);
+		sqlite3_bind_int64(up, 1, ids[i]);
+		sqlite3_bind_int64(up, 2, now);
+		rc = exec_stmt(s, up, NULL);
+		if (rc == RN_OK)
+			rc = event_insert(s, ids[i], "recovered",
+					  "renewd restarted during the attempt",
+					  now);
+	}
+	free(ids);
+	if (rc == RN_OK)
+		*n = (int)cnt;
+	return tx_end(s, own, rc);
+}
+
+int
+store_job_events_each(store *s, int64_t job_id, store_event_cb cb, void *arg)
+{
+	sqlite3_stmt *st = stmt(s, ST_EVENTS);
+	int rc, crc = RN_OK;
+
+	if (st == NULL)
+		return RN_ESTORE;
+	sqlite3_bind_int64(st, 1, job_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		store_event e;
+		e.id = sqlite3_column_int64(st, 0);
+		e.job_id = sqlite3_column_int64(st, 1);
+		e.at = sqlite3_column_int64(st, 2);
+		e.event = (const char *)sqlite3_column_text(st, 3);
+		e.detail = (const char *)sqlite3_column_text(st, 4);
+		crc = cb(arg, &e);
+		if (crc)
+			break;
+	}
+	if (crc == RN_OK && rc != SQLITE_DONE)
+		crc = sqerr(s, rc);
+	sqlite3_reset(st);
+	return crc;
+}
+
+/* ---- tokens and counts ------------------------------------------------ */
+
+int
+store_token_insert(store *s, const char *token_hash, const char *host,
+		   const char *profile, const char *ca, int64_t job_id,
+		   int64_t expires_at, int64_t now)
+{
+	sqlite3_stmt *st = stmt(s, ST_TOKEN_INSERT);
+
+	if (st == NULL)
+		return RN_ESTORE;
+	bind_text(st, 1, token_hash);
+	bind_text(st, 2, host);
+	bind_text(st, 3, profile);
+	bind_text(st, 4, ca);
+	bind_id(st, 5, job_id);
+	sqlite3_bind_int64(st, 6, now);
+	sqlite3_bind_int64(st, 7, expires_at);
+	return exec_stmt(s, st, NULL);
+}
+
+static int
+counts(store *s, int id, store_count *out, size_t max, size_t *n)
+{
+	sqlite3_stmt *st = stmt(s, id);
+	int rc;
+
+	*n = 0;
+	if (st == NULL)
+		return RN_ESTORE;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		snprintf(out[*n].name, sizeof(out[*n].name), "%s",
+			 name ? name : "");
+		out[*n].n = sqlite3_column_int64(st, 1);
+		(*n)++;
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RN_OK : sqerr(s, rc);
+}
+
+int
+store_job_counts(store *s, store_count *out, size_t max, size_t *n)
+{
+	return counts(s, ST_JOB_COUNTS, out, max, n);
+}
+
+int
+store_cert_counts(store *s, store_count *out, size_t max, size_t *n)
+{
+	return counts(s, ST_CERT_COUNTS, out, max, n);
+}
