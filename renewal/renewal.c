@@ -1,1 +1,473 @@
-/* placeholder: being written */
+/*
+ * renewal: configuration bundle (YAML + templates), certificate import and
+ * matching by renewal ID, and profile rendering for a job.
+ */
+#define _GNU_SOURCE
+#include "renewal.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "scheduler/policy.h"
+
+/* ---- configuration bundle --------------------------------------------- */
+
+int
+renewal_conf_load(const char *path, rn_conf **out, rn_errlist *errs)
+{
+	rn_conf *c;
+	const char **names = NULL;
+	size_t i, j, nerr_before = errs->n;
+	int rc;
+
+	*out = NULL;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return RN_ENOMEM;
+	rc = cfg_load(path, &c->cfg, errs);
+	if (rc) {
+		free(c);
+		return rc;
+	}
+	c->profiles = calloc(c->cfg->nprofiles ? c->cfg->nprofiles : 1,
+			     sizeof(*c->profiles));
+	names = calloc(c->cfg->ncas ? c->cfg->ncas : 1, sizeof(*names));
+	if (c->profiles == NULL || names == NULL) {
+		free(names);
+		renewal_conf_free(c);
+		return RN_ENOMEM;
+	}
+	for (i = 0; i < c->cfg->ncas; i++)
+		names[i] = c->cfg->cas[i].name;
+	c->nprofiles = c->cfg->nprofiles;
+	/*
+	 * A template that does not load is a configuration error, reported
+	 * at the line of its `file:` key so the operator sees both places.
+	 */
+	for (i = 0; i < c->cfg->nprofiles; i++) {
+		const cfg_profile *p = &c->cfg->profiles[i];
+		rn_errlist perr;
+
+		rn_errlist_init(&perr);
+		if (prof_template_load(p->file, p->uuid, names, c->cfg->ncas,
+				       &c->profiles[i], &perr) != RN_OK) {
+			for (j = 0; j < perr.n; j++)
+				rn_errlist_addf(errs, "%s:%d:%d: profile: %s",
+						path, p->line, p->col,
+						perr.msgs[j]);
+			if (perr.n == 0)
+				rn_errlist_addf(errs, "%s:%d:%d: profile '%s' "
+						"cannot be loaded", path,
+						p->line, p->col, p->file);
+		}
+		rn_errlist_release(&perr);
+	}
+	for (i = 0; i < c->nprofiles; i++)
+		for (j = 0; j < i; j++)
+			if (c->profiles[i] && c->profiles[j] &&
+			    strcmp(c->profiles[i]->uuid,
+				   c->profiles[j]->uuid) == 0)
+				rn_errlist_addf(
+				    errs, "%s:%d:%d: profile '%s' has the "
+				    "same uuid '%s' as '%s'", path,
+				    c->cfg->profiles[i].line,
+				    c->cfg->profiles[i].col,
+				    c->cfg->profiles[i].file,
+				    c->profiles[i]->uuid,
+				    c->cfg->profiles[j].file);
+	free(names);
+	if (errs->n > nerr_before) {
+		renewal_conf_free(c);
+		return RN_ECONFIG;
+	}
+	*out = c;
+	return RN_OK;
+}
+
+void
+renewal_conf_free(rn_conf *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < c->nprofiles; i++)
+		prof_template_free(c->profiles[i]);
+	free(c->profiles);
+	cfg_free(c->cfg);
+	free(c);
+}
+
+const prof_template *
+renewal_conf_profile(const rn_conf *c, const char *uuid)
+{
+	size_t i;
+
+	for (i = 0; i < c->nprofiles; i++)
+		if (c->profiles[i] && strcmp(c->profiles[i]->uuid, uuid) == 0)
+			return c->profiles[i];
+	return NULL;
+}
+
+const cfg_policy *
+renewal_conf_policy(const rn_conf *c, const char *ca, const char *profile_uuid)
+{
+	const prof_template *t = renewal_conf_profile(c, profile_uuid);
+
+	return cfg_policy_match(c->cfg, ca, profile_uuid,
+				t ? t->identifier : NULL);
+}
+
+int
+renewal_conf_sync(store *s, const rn_conf *c, int64_t now)
+{
+	size_t i;
+	int rc = store_begin(s);
+
+	for (i = 0; rc == RN_OK && i < c->nprofiles; i++) {
+		const prof_template *t = c->profiles[i];
+		store_profile p;
+
+		memset(&p, 0, sizeof(p));
+		p.uuid = t->uuid;
+		p.identifier = t->identifier;
+		p.name = t->display_name;
+		p.ca_name = t->ca_name;
+		p.sha256 = (char *)t->sha256;
+		p.source_path = t->path;
+		p.template = t->text;
+		p.template_len = t->len;
+		rc = store_profile_upsert(s, &p, now);
+	}
+	if (rc == RN_OK)
+		return store_commit(s);
+	store_rollback(s);
+	return rc;
+}
+
+/* ---- certificates ----------------------------------------------------- */
+
+static int64_t
+asn1_time_unix(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	memset(&tm, 0, sizeof(tm));
+	if (ASN1_TIME_to_tm(t, &tm) != 1)
+		return 0;
+	return (int64_t)timegm(&tm);
+}
+
+/* The first "renewd-<uuid>" inside s, copied to out (44 chars + NUL). */
+static int
+find_renewal_id(const char *s, char out[45])
+{
+	const char *p = s;
+	int i;
+
+	while ((p = strstr(p, "renewd-")) != NULL) {
+		const char *u = p + 7;
+		for (i = 0; i < 36; i++) {
+			char ch = u[i];
+			if (i == 8 || i == 13 || i == 18 || i == 23) {
+				if (ch != '-')
+					break;
+			} else if (!isxdigit((unsigned char)ch)) {
+				break;
+			}
+		}
+		if (i == 36) {
+			memcpy(out, p, 43);
+			out[43] = '\0';
+			for (i = 7; i < 43; i++)
+				out[i] = (char)tolower((unsigned char)out[i]);
+			return 1;
+		}
+		p += 7;
+	}
+	return 0;
+}
+
+static char *
+name_oneline(X509_NAME *n)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data, *s = NULL;
+	long len;
+
+	if (b == NULL)
+		return NULL;
+	if (X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
+		len = BIO_get_mem_data(b, &data);
+		s = rn_strndup(data, (size_t)len);
+	}
+	BIO_free(b);
+	return s;
+}
+
+int
+renewal_cert_parse(const void *data, size_t len, store_cert *out, char **err)
+{
+	X509 *x = NULL;
+	X509_NAME *subj;
+	BIGNUM *bn = NULL;
+	unsigned char *der = NULL;
+	char *hexs = NULL, rid[45];
+	int derlen, i, rc = RN_EINVAL;
+
+	memset(out, 0, sizeof(*out));
+	*err = NULL;
+	if (len > 16 && memmem(data, len, "-----BEGIN", 10) != NULL) {
+		BIO *b = BIO_new_mem_buf(data, (int)len);
+		if (b)
+			x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+		BIO_free(b);
+		if (x == NULL) {
+			*err = rn_strdup("PEM data holds no readable "
+					 "CERTIFICATE block");
+			goto out;
+		}
+	} else {
+		const unsigned char *p = data;
+		x = d2i_X509(NULL, &p, (long)len);
+		if (x == NULL || p != (const unsigned char *)data + len) {
+			*err = rn_strdup("not a PEM or DER X.509 certificate");
+			goto out;
+		}
+	}
+	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	hexs = bn ? BN_bn2hex(bn) : NULL;
+	out->serial = rn_strdup(hexs ? hexs : "");
+	out->subject = name_oneline(X509_get_subject_name(x));
+	out->issuer = name_oneline(X509_get_issuer_name(x));
+	out->not_valid_before = asn1_time_unix(X509_get0_notBefore(x));
+	out->not_valid_after = asn1_time_unix(X509_get0_notAfter(x));
+	if (out->not_valid_after <= out->not_valid_before) {
+		*err = rn_strdup("certificate validity is empty or unreadable");
+		goto out;
+	}
+	derlen = i2d_X509(x, &der);
+	if (derlen <= 0) {
+		*err = rn_strdup("cannot encode certificate");
+		goto out;
+	}
+	out->sha256 = malloc(65);
+	if (out->sha256)
+		rn_sha256_hex(der, (size_t)derlen, out->sha256);
+	/* The renewal ID may sit in any CN or OU entry. */
+	subj = X509_get_subject_name(x);
+	for (i = 0; i < X509_NAME_entry_count(subj) && !out->renewal_id; i++) {
+		X509_NAME_ENTRY *e = X509_NAME_get_entry(subj, i);
+		int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(e));
+		unsigned char *u = NULL;
+		if (nid != NID_commonName && nid != NID_organizationalUnitName)
+			continue;
+		if (ASN1_STRING_to_UTF8(&u, X509_NAME_ENTRY_get_data(e)) < 0)
+			continue;
+		if (find_renewal_id((char *)u, rid))
+			out->renewal_id = rn_strdup(rid);
+		OPENSSL_free(u);
+	}
+	if (out->serial && out->subject && out->issuer && out->sha256)
+		rc = RN_OK;
+	else
+		*err = rn_strdup("out of memory");
+out:
+	if (rc)
+		store_cert_release(out);
+	OPENSSL_free(der);
+	OPENSSL_free(hexs);
+	BN_free(bn);
+	X509_free(x);
+	ERR_clear_error();
+	return rc;
+}
+
+int
+renewal_cert_import(store *s, const rn_conf *c, const char *host,
+		    const char *profile, const char *ca, const void *data,
+		    size_t len, int64_t now, renewal_import *out, char **err)
+{
+	const prof_template *t = renewal_conf_profile(c, profile);
+	const cfg_policy *pol;
+	store_job job;
+	int64_t job_id = 0;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	*err = NULL;
+	if (cfg_ca_find(c->cfg, ca) == NULL) {
+		*err = rn_asprintf("certificate authority '%s' is not in the "
+				   "configuration", ca);
+		return RN_ENOTFOUND;
+	}
+	if (t == NULL) {
+		*err = rn_asprintf("profile '%s' is not in the configuration",
+				   profile);
+		return RN_ENOTFOUND;
+	}
+	rc = renewal_cert_parse(data, len, &out->cert, err);
+	if (rc)
+		return rc;
+	pol = renewal_conf_policy(c, ca, profile);
+	out->cert.host_uuid = rn_strdup(host);
+	out->cert.profile_uuid = rn_strdup(profile);
+	out->cert.ca_name = rn_strdup(ca);
+	out->cert.policy = rn_strdup(pol->name);
+	out->cert.renew_at = sched_renew_at(pol, out->cert.not_valid_before,
+					    out->cert.not_valid_after, host,
+					    profile);
+	rc = store_begin(s);
+	if (rc)
+		goto fail;
+	/* A renewal ID ties the certificate to exactly one job; a job of
+	 * another host or profile is never verified by it. */
+	if (out->cert.renewal_id &&
+	    store_job_by_renewal_id(s, out->cert.renewal_id, &job) == RN_OK) {
+		if (strcmp(job.host_uuid, host) == 0 &&
+		    strcmp(job.profile_uuid, profile) == 0 &&
+		    strcmp(job.ca_name, ca) == 0)
+			job_id = job.id;
+		store_job_release(&job);
+	}
+	rc = store_host_upsert(s, host, NULL, now);
+	if (rc == RN_OK)
+		rc = store_host_profile_add(s, host, profile);
+	if (rc == RN_OK)
+		rc = store_cert_install(s, &out->cert, job_id, now, &out->dup);
+	if (rc == RN_OK)
+		rc = store_commit(s);
+	if (rc) {
+		store_rollback(s);
+		goto fail;
+	}
+	out->verified_job = out->dup ? 0 : out->cert.job_id;
+	return RN_OK;
+fail:
+	*err = rn_asprintf("cannot store certificate: %s (%s)",
+			   rn_strerror(rc), store_errmsg(s));
+	store_cert_release(&out->cert);
+	return rc;
+}
+
+/* ---- rendering -------------------------------------------------------- */
+
+typedef struct render_ctx {
+	store *s;
+	const rn_conf *c;
+	const store_job *job;
+	store_host host;
+	int64_t now;
+} render_ctx;
+
+static void
+pct_encode(rn_buf *b, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (isalnum(ch) || ch == '-' || ch == '_' || ch == '.' ||
+		    ch == '~')
+			rn_buf_add(b, s, 1);
+		else
+			rn_buf_addf(b, "%%%02X", ch);
+	}
+}
+
+/* A fresh one-time token for the proxy URL; only its hash is stored. */
+static int
+mint_token(render_ctx *r, const cfg_ca *ca, rn_buf *val)
+{
+	unsigned char raw[32];
+	char hash[65], *tok;
+	int rc = rn_random_bytes(raw, sizeof(raw));
+
+	if (rc)
+		return rc;
+	tok = rn_base64url(raw, sizeof(raw));
+	if (tok == NULL)
+		return RN_ENOMEM;
+	rn_sha256_hex(tok, strlen(tok), hash);
+	rc = store_token_insert(r->s, hash, r->job->host_uuid,
+				r->job->profile_uuid, ca->name, r->job->id,
+				r->now + ca->token_ttl, r->now);
+	if (rc == RN_OK) {
+		rn_buf_adds(val, r->c->cfg->http.public_url);
+		rn_buf_adds(val, "/mdm/scep/proxy/");
+		pct_encode(val, r->job->host_uuid);
+		rn_buf_adds(val, "%2C");
+		pct_encode(val, r->job->profile_uuid);
+		rn_buf_adds(val, "%2C");
+		pct_encode(val, ca->name);
+		rn_buf_adds(val, "%2C");
+		rn_buf_adds(val, tok);
+	}
+	explicit_bzero(tok, strlen(tok));
+	free(tok);
+	return rc;
+}
+
+static int
+render_var(void *arg, const char *name, rn_buf *val)
+{
+	render_ctx *r = arg;
+	const cfg_ca *ca;
+
+	if (strcmp(name, "SCEP_RENEWAL_ID") == 0)
+		return rn_buf_adds(val, r->job->renewal_id);
+	if (strcmp(name, "HOST_UUID") == 0)
+		return rn_buf_adds(val, r->job->host_uuid);
+	if (strcmp(name, "HOST_SERIAL_NUMBER") == 0)
+		return rn_buf_adds(val, r->host.serial_number
+					    ? r->host.serial_number : "");
+	if (strncmp(name, "CUSTOM_SCEP_CHALLENGE_", 22) == 0) {
+		ca = cfg_ca_find(r->c->cfg, name + 22);
+		if (ca == NULL)
+			return RN_ENOTFOUND;
+		return rn_buf_adds(val, ca->challenge);
+	}
+	if (strncmp(name, "CUSTOM_SCEP_PROXY_URL_", 22) == 0) {
+		ca = cfg_ca_find(r->c->cfg, name + 22);
+		if (ca == NULL)
+			return RN_ENOTFOUND;
+		return mint_token(r, ca, val);
+	}
+	return RN_ENOTFOUND;
+}
+
+int
+renewal_render(store *s, const rn_conf *c, const store_job *j, int64_t now,
+	       rn_buf *out, char **err)
+{
+	const prof_template *t = renewal_conf_profile(c, j->profile_uuid);
+	render_ctx r;
+	int rc;
+
+	*err = NULL;
+	if (t == NULL) {
+		*err = rn_asprintf("profile '%s' is no longer in the "
+				   "configuration", j->profile_uuid);
+		return RN_ENOTFOUND;
+	}
+	memset(&r, 0, sizeof(r));
+	r.s = s;
+	r.c = c;
+	r.job = j;
+	r.now = now;
+	if (store_host_get(s, j->host_uuid, &r.host) != RN_OK)
+		memset(&r.host, 0, sizeof(r.host));
+	rc = prof_render(t->text, t->len, render_var, &r, out, err);
+	if (rc && *err == NULL)
+		*err = rn_asprintf("cannot render profile: %s",
+				   rn_strerror(rc));
+	store_host_release(&r.host);
+	return rc;
+}

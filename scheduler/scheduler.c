@@ -1,1 +1,701 @@
-/* placeholder: being written */
+/*
+ * scheduler: scan, dispatch, attempt, outcome. One wake timer armed to the
+ * earliest thing that needs doing (OpenSMTPD's scheduler), one scan timer
+ * every scan_interval, and a zero-delay step timer that runs scan batches
+ * and dispatch rounds so no single callback holds the loop for long.
+ */
+#define _GNU_SOURCE
+#include "scheduler.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scheduler/policy.h"
+
+#define MAX_BUCKETS 64
+
+typedef struct bucket {
+	char name[64];
+	double tokens;
+	int64_t last;
+} bucket;
+
+typedef struct scan_waiter {
+	sched_scan_cb cb;
+	void *arg;
+	struct scan_waiter *next;
+} scan_waiter;
+
+struct sched {
+	uv_loop_t *loop;
+	store *s;
+	const rn_conf *conf;
+	net_http *http;
+	mdm *mdm;
+	int once;
+	int stopping;
+	int failures;
+	size_t in_flight;
+
+	uv_timer_t scan_timer; /* every scan_interval */
+	uv_timer_t wake_timer; /* next due job / verify deadline */
+	uv_timer_t step_timer; /* scan batches and dispatch, zero delay */
+	uv_timer_t grace_timer;
+	int closing;
+
+	int scanning;	     /* a scan is in progress */
+	int scan_again;	     /* a trigger arrived during a scan */
+	sched_scan cur, last;
+	uint64_t scan_t0;
+	scan_waiter *waiters, *next_waiters;
+	int dispatch_pending;
+
+	int64_t rate_wait_at; /* earliest rate-limit refill, 0 = none */
+	bucket buckets[MAX_BUCKETS];
+	size_t nbuckets;
+
+	void (*idle_cb)(void *);
+	void *idle_arg;
+	void (*done_cb)(void *);
+	void *done_arg;
+	int handles_open;
+};
+
+typedef struct attempt {
+	sched *sc;
+	int64_t job_id;
+	int attempts;
+	char host[64], profile[128], ca[64];
+	char command_uuid[37];
+	uint64_t t0;
+} attempt;
+
+static void schedule_step(sched *sc);
+static void arm_wake(sched *sc);
+static void maybe_finish(sched *sc);
+static void on_wake(uv_timer_t *t);
+
+/* ---- rate limits ------------------------------------------------------ */
+
+/*
+ * A token bucket per policy: rate_limit tokens refilled over rate_period.
+ * Returns 1 and takes a token, or 0 and sets *wait_s until one is there.
+ */
+static int
+bucket_take(sched *sc, const cfg_policy *p, int64_t now, int64_t *wait_s)
+{
+	bucket *b = NULL;
+	double rate;
+	size_t i;
+
+	if (p->rate_limit <= 0)
+		return 1;
+	for (i = 0; i < sc->nbuckets; i++)
+		if (strcmp(sc->buckets[i].name, p->name) == 0)
+			b = &sc->buckets[i];
+	if (b == NULL) {
+		if (sc->nbuckets == MAX_BUCKETS)
+			return 1;
+		b = &sc->buckets[sc->nbuckets++];
+		snprintf(b->name, sizeof(b->name), "%s", p->name);
+		b->tokens = p->rate_limit;
+		b->last = now;
+	}
+	rate = (double)p->rate_limit / (double)p->rate_period;
+	b->tokens += (double)(now - b->last) * rate;
+	if (b->tokens > p->rate_limit)
+		b->tokens = p->rate_limit;
+	b->last = now;
+	if (b->tokens >= 1.0) {
+		b->tokens -= 1.0;
+		return 1;
+	}
+	*wait_s = (int64_t)((1.0 - b->tokens) / rate) + 1;
+	return 0;
+}
+
+/* ---- outcomes --------------------------------------------------------- */
+
+static const cfg_policy *
+policy_for(sched *sc, const char *ca, const char *profile)
+{
+	return renewal_conf_policy(sc->conf, ca, profile);
+}
+
+/*
+ * Record a failed attempt: wait a backoff and try again, or, when the
+ * attempts are used up (or the failure cannot get better by retrying),
+ * mark the job failed and re-arm its certificate for later.
+ */
+static void
+attempt_failed(sched *sc, int64_t id, const char *from, int attempts,
+	       const char *ca, const char *profile, const char *event,
+	       const char *err, int final)
+{
+	const cfg_policy *p = policy_for(sc, ca, profile);
+	int64_t now = rn_now(), retry_at = 0, rearm_at;
+	uint64_t rnd = 0;
+	char jid[24];
+	int rc;
+
+	sc->failures++;
+	rn_random_bytes(&rnd, sizeof(rnd));
+	if (!final && attempts < p->max_attempts)
+		retry_at = now + sched_backoff(p, attempts, rnd);
+	rearm_at = now + p->backoff_max;
+	rc = store_job_attempt_failed(sc->s, id, from, event, err, retry_at,
+				      rearm_at, now);
+	snprintf(jid, sizeof(jid), "%lld", (long long)id);
+	if (rc && rc != RN_EBUSY)
+		log_kv(RN_LOG_ERROR, "cannot record failed attempt", "job",
+		       jid, "err", rn_strerror(rc), NULL);
+	else if (rc == RN_OK && retry_at) {
+		char when[RN_TIME_LEN];
+		rn_time_format(retry_at, when, sizeof(when));
+		log_kv(RN_LOG_WARN, "attempt failed, will retry", "job", jid,
+		       "ca", ca, "profile", profile, "retry_at", when, "err",
+		       err, NULL);
+	} else if (rc == RN_OK) {
+		log_kv(RN_LOG_ERROR, "renewal failed", "job", jid, "ca", ca,
+		       "profile", profile, "err", err, NULL);
+	}
+}
+
+static void
+on_pushed(void *arg, const mdm_result *r)
+{
+	attempt *a = arg;
+	sched *sc = a->sc;
+	int64_t now = rn_now();
+	char jid[24];
+	int rc;
+
+	sc->in_flight--;
+	snprintf(jid, sizeof(jid), "%lld", (long long)a->job_id);
+	if (r->ok) {
+		const cfg_policy *p = policy_for(sc, a->ca, a->profile);
+		rc = store_job_pushed(sc->s, a->job_id, a->command_uuid,
+				      now + p->verify_timeout, r->detail, now);
+		if (rc == RN_OK)
+			log_kv(RN_LOG_INFO, "profile pushed", "job", jid,
+			       "host", a->host, "profile", a->profile, "ca",
+			       a->ca, "detail", r->detail, NULL);
+		else if (rc != RN_EBUSY)
+			log_kv(RN_LOG_ERROR, "cannot record push", "job", jid,
+			       "err", rn_strerror(rc), NULL);
+	} else {
+		attempt_failed(sc, a->job_id, JOB_RUNNING, a->attempts, a->ca,
+			       a->profile, "attempt_failed", r->detail, 0);
+	}
+	free(a);
+	if (sc->stopping)
+		maybe_finish(sc);
+	else
+		schedule_step(sc);
+}
+
+/* Start one attempt of a queued job: renewal ID, render, push. */
+static void
+start_attempt(sched *sc, const store_job *queued, int64_t now)
+{
+	store_job j;
+	rn_buf prof = RN_BUF_INIT;
+	char rid[64], uuid[37], *err = NULL, *d = NULL;
+	attempt *a = NULL;
+	mdm_push push;
+	int rc;
+
+	if (rn_uuid_v4(uuid))
+		return;
+	snprintf(rid, sizeof(rid), "renewd-%s", uuid);
+	rc = store_job_start(sc->s, queued->id, rid, now, &j);
+	if (rc)
+		return; /* cancelled meanwhile, or the store said why */
+	rc = renewal_render(sc->s, sc->conf, &j, now, &prof, &err);
+	if (rc) {
+		/* A template problem does not get better with retries. */
+		attempt_failed(sc, j.id, JOB_RUNNING, j.attempts, j.ca_name,
+			       j.profile_uuid, "render_failed", err, 1);
+		goto out;
+	}
+	a = calloc(1, sizeof(*a));
+	if (a == NULL || rn_uuid_v4(a->command_uuid)) {
+		attempt_failed(sc, j.id, JOB_RUNNING, j.attempts, j.ca_name,
+			       j.profile_uuid, "attempt_failed",
+			       "out of memory", 0);
+		goto out;
+	}
+	a->sc = sc;
+	a->job_id = j.id;
+	a->attempts = j.attempts;
+	snprintf(a->host, sizeof(a->host), "%s", j.host_uuid);
+	snprintf(a->profile, sizeof(a->profile), "%s", j.profile_uuid);
+	snprintf(a->ca, sizeof(a->ca), "%s", j.ca_name);
+	a->t0 = uv_now(sc->loop);
+	memset(&push, 0, sizeof(push));
+	push.job_id = j.id;
+	push.host_uuid = j.host_uuid;
+	push.profile_uuid = j.profile_uuid;
+	push.ca_name = j.ca_name;
+	push.renewal_id = j.renewal_id;
+	push.kind = j.kind;
+	push.command_uuid = a->command_uuid;
+	push.profile = prof.data;
+	push.profile_len = prof.len;
+	rc = mdm_push_start(sc->mdm, &push, on_pushed, a);
+	if (rc) {
+		d = rn_asprintf("cannot start push: %s", rn_strerror(rc));
+		attempt_failed(sc, j.id, JOB_RUNNING, j.attempts, j.ca_name,
+			       j.profile_uuid, "attempt_failed", d, 0);
+		free(a);
+		goto out;
+	}
+	sc->in_flight++;
+	{
+		char jid[24];
+		snprintf(jid, sizeof(jid), "%lld", (long long)j.id);
+		log_kv(RN_LOG_DEBUG, "attempt started", "job", jid, "host",
+		       j.host_uuid, "profile", j.profile_uuid, "ca",
+		       j.ca_name, "renewal_id", j.renewal_id, NULL);
+	}
+out:
+	free(err);
+	free(d);
+	rn_buf_release(&prof);
+	store_job_release(&j);
+}
+
+/* ---- dispatch --------------------------------------------------------- */
+
+typedef struct dispatch_ctx {
+	sched *sc;
+	int64_t now;
+	int64_t rate_wait; /* earliest rate-limit refill, 0 = none */
+	int started;
+} dispatch_ctx;
+
+static int
+on_due_job(void *arg, const store_job *j)
+{
+	dispatch_ctx *d = arg;
+	sched *sc = d->sc;
+	const cfg_policy *p;
+	int64_t wait = 0;
+
+	if (sc->stopping ||
+	    sc->in_flight >= (size_t)sc->conf->cfg->daemon.max_in_flight)
+		return 1;
+	p = policy_for(sc, j->ca_name, j->profile_uuid);
+	if (!bucket_take(sc, p, d->now, &wait)) {
+		if (d->rate_wait == 0 || d->now + wait < d->rate_wait)
+			d->rate_wait = d->now + wait;
+		return 0;
+	}
+	start_attempt(sc, j, d->now);
+	d->started++;
+	return 0;
+}
+
+/*
+ * A pushed job whose verify deadline passed is pushed again as a new
+ * attempt with a new renewal ID, or fails when its attempts are used up.
+ */
+static int
+on_verify_timeout(void *arg, const store_job *j)
+{
+	dispatch_ctx *d = arg;
+	char msg[96], dur[32];
+	const cfg_policy *p = policy_for(d->sc, j->ca_name, j->profile_uuid);
+
+	rn_duration_format(p->verify_timeout, dur, sizeof(dur));
+	snprintf(msg, sizeof(msg), "no certificate with the renewal ID "
+		 "within %s", dur);
+	if (j->attempts >= p->max_attempts) {
+		attempt_failed(d->sc, j->id, JOB_PUSHED, j->attempts,
+			       j->ca_name, j->profile_uuid, "verify_timeout",
+			       msg, 1);
+	} else {
+		/* retry at once: the wait was the verify timeout itself */
+		int rc = store_job_attempt_failed(d->sc->s, j->id, JOB_PUSHED,
+						  "verify_timeout", msg, d->now,
+						  0, d->now);
+		if (rc && rc != RN_EBUSY)
+			log_errorx("cannot record verify timeout: %s",
+				   rn_strerror(rc));
+	}
+	return 0;
+}
+
+static void
+dispatch(sched *sc)
+{
+	dispatch_ctx d;
+	size_t cap;
+
+	if (sc->stopping)
+		return;
+	memset(&d, 0, sizeof(d));
+	d.sc = sc;
+	d.now = rn_now();
+	store_jobs_due(sc->s, JOB_PUSHED, d.now, 256, on_verify_timeout, &d);
+	if (sc->in_flight < (size_t)sc->conf->cfg->daemon.max_in_flight) {
+		cap = (size_t)sc->conf->cfg->daemon.max_in_flight -
+		      sc->in_flight;
+		if (cap > 512)
+			cap = 512;
+		store_jobs_due(sc->s, JOB_QUEUED, d.now, (int)cap, on_due_job,
+			       &d);
+	}
+	sc->rate_wait_at = d.rate_wait;
+	/* More due work than one round took: come back next iteration. */
+	if (d.started > 0 &&
+	    sc->in_flight < (size_t)sc->conf->cfg->daemon.max_in_flight)
+		sc->dispatch_pending = 1;
+	arm_wake(sc);
+	if (sc->once && sc->idle_cb && sc->in_flight == 0 && !sc->scanning &&
+	    !sc->dispatch_pending) {
+		int64_t next = store_jobs_next_at(sc->s, JOB_QUEUED);
+		if (next == 0 || next > d.now || d.rate_wait) {
+			void (*cb)(void *) = sc->idle_cb;
+			sc->idle_cb = NULL;
+			cb(sc->idle_arg);
+		}
+	}
+}
+
+/* Arm the wake timer to the earliest retry, verify deadline or refill. */
+static void
+arm_wake(sched *sc)
+{
+	int64_t now = rn_now(), next = 0, t;
+
+	if (sc->stopping || sc->closing)
+		return;
+	t = store_jobs_next_at(sc->s, JOB_QUEUED);
+	if (t && (next == 0 || t < next))
+		next = t;
+	t = store_jobs_next_at(sc->s, JOB_PUSHED);
+	if (t && (next == 0 || t < next))
+		next = t;
+	if (sc->rate_wait_at && (next == 0 || sc->rate_wait_at < next))
+		next = sc->rate_wait_at;
+	uv_timer_stop(&sc->wake_timer);
+	if (next == 0)
+		return;
+	if (next <= now) {
+		/* due now but no capacity: a completion will dispatch; poll
+		 * once a second in case the capacity was used by nothing */
+		next = now + 1;
+	}
+	uv_timer_start(&sc->wake_timer, on_wake, (uint64_t)(next - now) * 1000,
+		       0);
+}
+
+/* ---- scan ------------------------------------------------------------- */
+
+static void
+scan_finish(sched *sc)
+{
+	scan_waiter *w, *nx;
+	char due[24], enq[24], ms[32];
+
+	sc->scanning = 0;
+	sc->cur.duration_ms = (double)(uv_hrtime() - sc->scan_t0) / 1e6;
+	sc->last = sc->cur;
+	snprintf(due, sizeof(due), "%lld", (long long)sc->cur.due);
+	snprintf(enq, sizeof(enq), "%lld", (long long)sc->cur.enqueued);
+	snprintf(ms, sizeof(ms), "%.1f", sc->cur.duration_ms);
+	log_kv(sc->cur.enqueued ? RN_LOG_INFO : RN_LOG_DEBUG, "scan done",
+	       "due", due, "enqueued", enq, "duration_ms", ms, NULL);
+	w = sc->waiters;
+	sc->waiters = NULL;
+	for (; w; w = nx) {
+		nx = w->next;
+		if (w->cb)
+			w->cb(w->arg, &sc->last);
+		free(w);
+	}
+	sc->dispatch_pending = 1;
+	if (sc->scan_again) {
+		sc->scan_again = 0;
+		sc->waiters = sc->next_waiters;
+		sc->next_waiters = NULL;
+		sc->scanning = 1;
+		sc->scan_t0 = uv_hrtime();
+		memset(&sc->cur, 0, sizeof(sc->cur));
+		sc->cur.at = rn_now();
+	}
+}
+
+/* One batch of the scan; the step timer calls it until it is done. */
+static void
+scan_batch(sched *sc)
+{
+	int seen = 0, enq = 0, rc;
+
+	rc = store_scan_due(sc->s, rn_now(), SCHED_SCAN_BATCH, &seen, &enq);
+	if (rc) {
+		log_errorx("scan failed: %s (%s)", rn_strerror(rc),
+			   store_errmsg(sc->s));
+		scan_finish(sc);
+		return;
+	}
+	sc->cur.due += seen;
+	sc->cur.enqueued += enq;
+	if (seen < SCHED_SCAN_BATCH)
+		scan_finish(sc);
+}
+
+static void
+on_step(uv_timer_t *t)
+{
+	sched *sc = t->data;
+
+	if (sc->stopping)
+		return;
+	if (sc->scanning)
+		scan_batch(sc);
+	if (sc->dispatch_pending) {
+		sc->dispatch_pending = 0;
+		dispatch(sc);
+	}
+	if (sc->scanning || sc->dispatch_pending)
+		schedule_step(sc);
+}
+
+static void
+schedule_step(sched *sc)
+{
+	if (sc->stopping || sc->closing)
+		return;
+	sc->dispatch_pending = 1;
+	if (!uv_is_active((uv_handle_t *)&sc->step_timer))
+		uv_timer_start(&sc->step_timer, on_step, 0, 0);
+}
+
+void
+sched_trigger(sched *sc, sched_scan_cb cb, void *arg)
+{
+	scan_waiter *w = calloc(1, sizeof(*w));
+
+	if (w) {
+		w->cb = cb;
+		w->arg = arg;
+	}
+	if (sc->scanning) {
+		/* the running scan may have passed rows that are due by now */
+		sc->scan_again = 1;
+		if (w) {
+			w->next = sc->next_waiters;
+			sc->next_waiters = w;
+		}
+	} else {
+		if (w) {
+			w->next = sc->waiters;
+			sc->waiters = w;
+		}
+		sc->scanning = 1;
+		sc->scan_t0 = uv_hrtime();
+		memset(&sc->cur, 0, sizeof(sc->cur));
+		sc->cur.at = rn_now();
+	}
+	schedule_step(sc);
+}
+
+void
+sched_kick(sched *sc)
+{
+	schedule_step(sc);
+}
+
+static void
+on_scan_timer(uv_timer_t *t)
+{
+	sched_trigger(t->data, NULL, NULL);
+}
+
+static void
+on_wake(uv_timer_t *t)
+{
+	schedule_step(t->data);
+}
+
+/* ---- life cycle ------------------------------------------------------- */
+
+int
+sched_new(uv_loop_t *loop, store *s, const rn_conf *conf, net_http *http,
+	  int once, sched **out)
+{
+	sched *sc = calloc(1, sizeof(*sc));
+	int rc;
+
+	*out = NULL;
+	if (sc == NULL)
+		return RN_ENOMEM;
+	sc->loop = loop;
+	sc->s = s;
+	sc->conf = conf;
+	sc->http = http;
+	sc->once = once;
+	rc = mdm_new(loop, http, &conf->cfg->mdm, &sc->mdm);
+	if (rc) {
+		free(sc);
+		return rc;
+	}
+	uv_timer_init(loop, &sc->scan_timer);
+	uv_timer_init(loop, &sc->wake_timer);
+	uv_timer_init(loop, &sc->step_timer);
+	uv_timer_init(loop, &sc->grace_timer);
+	sc->scan_timer.data = sc->wake_timer.data = sc;
+	sc->step_timer.data = sc->grace_timer.data = sc;
+	*out = sc;
+	return RN_OK;
+}
+
+int
+sched_start(sched *sc)
+{
+	int n = 0, rc;
+	uint64_t every = (uint64_t)sc->conf->cfg->daemon.scan_interval * 1000;
+
+	rc = store_jobs_recover(sc->s, rn_now(), &n);
+	if (rc)
+		return rc;
+	if (n > 0) {
+		char cnt[16];
+		snprintf(cnt, sizeof(cnt), "%d", n);
+		log_kv(RN_LOG_WARN, "jobs interrupted by a restart re-queued",
+		       "count", cnt, NULL);
+	}
+	if (!sc->once)
+		uv_timer_start(&sc->scan_timer, on_scan_timer, every, every);
+	sched_trigger(sc, NULL, NULL);
+	return RN_OK;
+}
+
+int
+sched_set_conf(sched *sc, const rn_conf *conf)
+{
+	mdm *m;
+	uint64_t every = (uint64_t)conf->cfg->daemon.scan_interval * 1000;
+	int rc = mdm_new(sc->loop, sc->http, &conf->cfg->mdm, &m);
+
+	if (rc)
+		return rc;
+	/* pushes in flight own their context and outlive the old driver */
+	mdm_free(sc->mdm);
+	sc->mdm = m;
+	sc->conf = conf;
+	sc->nbuckets = 0;
+	if (!sc->once)
+		uv_timer_start(&sc->scan_timer, on_scan_timer, every, every);
+	schedule_step(sc);
+	return RN_OK;
+}
+
+static void
+on_closed(uv_handle_t *h)
+{
+	sched *sc = h->data;
+	void (*done)(void *);
+	void *arg;
+
+	if (--sc->handles_open > 0)
+		return;
+	done = sc->done_cb;
+	arg = sc->done_arg;
+	mdm_free(sc->mdm);
+	free(sc);
+	if (done)
+		done(arg);
+}
+
+static void
+free_waiters(scan_waiter *w)
+{
+	scan_waiter *nx;
+
+	for (; w; w = nx) {
+		nx = w->next;
+		if (w->cb)
+			w->cb(w->arg, NULL);
+		free(w);
+	}
+}
+
+/* Close once nothing is in flight (or the grace time ran out). */
+static void
+maybe_finish(sched *sc)
+{
+	if (sc->closing || sc->in_flight > 0)
+		return;
+	sc->closing = 1;
+	free_waiters(sc->waiters);
+	free_waiters(sc->next_waiters);
+	sc->waiters = sc->next_waiters = NULL;
+	sc->handles_open = 4;
+	uv_close((uv_handle_t *)&sc->scan_timer, on_closed);
+	uv_close((uv_handle_t *)&sc->wake_timer, on_closed);
+	uv_close((uv_handle_t *)&sc->step_timer, on_closed);
+	uv_close((uv_handle_t *)&sc->grace_timer, on_closed);
+}
+
+static void
+on_grace(uv_timer_t *t)
+{
+	sched *sc = t->data;
+	char n[16];
+
+	snprintf(n, sizeof(n), "%zu", sc->in_flight);
+	log_kv(RN_LOG_WARN, "grace time over, stopping attempts in flight",
+	       "count", n, NULL);
+	/* Killed children and cancelled requests call back as failures;
+	 * their jobs go back to the queue with a backoff. */
+	net_proc_kill_all();
+}
+
+void
+sched_stop(sched *sc, int64_t grace_ms, void (*done)(void *arg), void *arg)
+{
+	sc->stopping = 1;
+	sc->done_cb = done;
+	sc->done_arg = arg;
+	uv_timer_stop(&sc->scan_timer);
+	uv_timer_stop(&sc->wake_timer);
+	uv_timer_stop(&sc->step_timer);
+	if (sc->in_flight > 0) {
+		char n[16];
+		snprintf(n, sizeof(n), "%zu", sc->in_flight);
+		log_kv(RN_LOG_INFO, "waiting for attempts in flight", "count",
+		       n, NULL);
+		uv_timer_start(&sc->grace_timer, on_grace, (uint64_t)grace_ms,
+			       0);
+	}
+	maybe_finish(sc);
+}
+
+size_t
+sched_in_flight(const sched *sc)
+{
+	return sc->in_flight;
+}
+
+int
+sched_failures(const sched *sc)
+{
+	return sc->failures;
+}
+
+const sched_scan *
+sched_last_scan(const sched *sc)
+{
+	return &sc->last;
+}
+
+void
+sched_on_idle(sched *sc, void (*cb)(void *arg), void *arg)
+{
+	sc->idle_cb = cb;
+	sc->idle_arg = arg;
+}

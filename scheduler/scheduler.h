@@ -1,0 +1,65 @@
+/*
+ * scheduler: the renewal loop on one libuv loop. It scans for due
+ * certificates (at start, every scan_interval, on demand), dispatches
+ * queued jobs under max_in_flight and each policy's rate limit, runs each
+ * attempt (render + push), records the outcome, applies backoff and
+ * verify timeouts, and drains in-flight work on shutdown.
+ *
+ * The scan runs in batches, one per loop iteration, so a large backlog
+ * never blocks the loop for long.
+ */
+#ifndef RN_SCHEDULER_H
+#define RN_SCHEDULER_H
+
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "net/net.h"
+#include "renewal/renewal.h"
+#include "store/store.h"
+
+#define SCHED_SCAN_BATCH 1000
+
+typedef struct sched sched;
+
+typedef struct sched_scan {
+	int64_t at;	/* start, Unix seconds; 0 = never ran */
+	int64_t due;	/* due certificates read */
+	int64_t enqueued;
+	double duration_ms;
+} sched_scan;
+
+typedef void (*sched_scan_cb)(void *arg, const sched_scan *res);
+
+/*
+ * `conf` is borrowed until replaced with sched_set_conf. With `once`, the
+ * scheduler stops by itself when no job is due now and none is in flight,
+ * then calls done (see sched_stop).
+ */
+int sched_new(uv_loop_t *loop, store *s, const rn_conf *conf, net_http *http,
+	      int once, sched **out);
+/* Recover jobs left running, then scan and start the timers. */
+int sched_start(sched *sc);
+/* Swap configuration (reload); the MDM driver is rebuilt. On error the
+ * old configuration stays in use. */
+int sched_set_conf(sched *sc, const rn_conf *conf);
+/* Scan now; cb (may be NULL) is called when the scan finished. */
+void sched_trigger(sched *sc, sched_scan_cb cb, void *arg);
+/* Look for due work now (after renewctl changed the store). */
+void sched_kick(sched *sc);
+/*
+ * Stop taking work; let in-flight attempts finish for at most grace_ms,
+ * then kill what is left; close every handle and call done. sc is freed
+ * after done returns.
+ */
+void sched_stop(sched *sc, int64_t grace_ms, void (*done)(void *arg),
+		void *arg);
+/* For --once and status. */
+size_t sched_in_flight(const sched *sc);
+int sched_failures(const sched *sc);
+const sched_scan *sched_last_scan(const sched *sc);
+/* Called when a --once run is complete. */
+void sched_on_idle(sched *sc, void (*cb)(void *arg), void *arg);
+
+#endif
