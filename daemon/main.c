@@ -1,1 +1,298 @@
-int main(void) { return 1; }
+/*
+ * renewd: load and check the configuration, open the store, and run the
+ * scheduler, the control socket and the signal handlers on one libuv
+ * loop until SIGTERM/SIGINT (or, with --once, until the due work is done).
+ */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "common/common.h"
+#include "daemon/control.h"
+#include "net/net.h"
+#include "renewal/renewal.h"
+#include "scheduler/scheduler.h"
+#include "store/store.h"
+
+#define SHUTDOWN_GRACE_MS 30000
+
+typedef struct rn_daemon {
+	uv_loop_t loop;
+	const char *config_path;
+	rn_conf *conf;
+	store *store;
+	net_http *http;
+	sched *sched;
+	ctl_server *ctl;
+	uv_signal_t sig_term, sig_int, sig_hup;
+	int once;
+	int stopping;
+	int exit_code;
+} rn_daemon;
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: renewd -c FILE [-n | --once]\n"
+		   "       renewd --version\n"
+		   "  -c, --config FILE  configuration file\n"
+		   "  -n, --check        check the configuration and exit\n"
+		   "      --once         one scan, run due jobs, exit 0 (all "
+		   "pushed) or 1\n");
+}
+
+static void
+print_errors(const rn_errlist *errs, int as_log)
+{
+	size_t i;
+
+	for (i = 0; i < errs->n; i++) {
+		if (as_log)
+			log_kv(RN_LOG_ERROR, errs->msgs[i], NULL);
+		else
+			fprintf(stderr, "%s\n", errs->msgs[i]);
+	}
+}
+
+static void
+on_sched_done(void *arg)
+{
+	rn_daemon *d = arg;
+
+	d->sched = NULL;
+	if (d->http) {
+		net_http_free(d->http);
+		d->http = NULL;
+	}
+	uv_close((uv_handle_t *)&d->sig_term, NULL);
+	uv_close((uv_handle_t *)&d->sig_int, NULL);
+	uv_close((uv_handle_t *)&d->sig_hup, NULL);
+}
+
+static void
+shutdown_daemon(rn_daemon *d)
+{
+	if (d->stopping)
+		return;
+	d->stopping = 1;
+	if (d->ctl) {
+		ctl_close(d->ctl);
+		d->ctl = NULL;
+	}
+	sched_stop(d->sched, SHUTDOWN_GRACE_MS, on_sched_done, d);
+}
+
+static void
+on_stop_signal(uv_signal_t *h, int signum)
+{
+	rn_daemon *d = h->data;
+
+	log_kv(RN_LOG_INFO, "stopping", "signal",
+	       signum == SIGTERM ? "TERM" : "INT", NULL);
+	shutdown_daemon(d);
+}
+
+/*
+ * SIGHUP: load the whole new configuration; only when it is valid is it
+ * swapped in. A broken file is logged with every error and changes
+ * nothing.
+ */
+static void
+on_hup(uv_signal_t *h, int signum)
+{
+	rn_daemon *d = h->data;
+	rn_errlist errs;
+	rn_conf *nc = NULL;
+	int rc;
+
+	(void)signum;
+	if (d->stopping)
+		return;
+	rn_errlist_init(&errs);
+	rc = renewal_conf_load(d->config_path, &nc, &errs);
+	if (rc) {
+		log_kv(RN_LOG_ERROR,
+		       "reload failed, keeping the old configuration", "file",
+		       d->config_path, NULL);
+		print_errors(&errs, 1);
+		rn_errlist_release(&errs);
+		return;
+	}
+	rn_errlist_release(&errs);
+	if (strcmp(nc->cfg->daemon.database, d->conf->cfg->daemon.database) ||
+	    strcmp(nc->cfg->daemon.control_socket,
+		   d->conf->cfg->daemon.control_socket))
+		log_warnx("'daemon.database' and 'daemon.control_socket' "
+			  "changes take effect at the next restart");
+	rc = renewal_conf_sync(d->store, nc, rn_now());
+	if (rc == RN_OK)
+		rc = sched_set_conf(d->sched, nc);
+	if (rc) {
+		log_kv(RN_LOG_ERROR,
+		       "reload failed, keeping the old configuration", "err",
+		       rn_strerror(rc), NULL);
+		renewal_conf_free(nc);
+		return;
+	}
+	log_setup(nc->cfg->daemon.log_level, nc->cfg->daemon.log_format);
+	renewal_conf_free(d->conf);
+	d->conf = nc;
+	log_kv(RN_LOG_INFO, "configuration reloaded", "file", d->config_path,
+	       NULL);
+}
+
+static void
+on_once_idle(void *arg)
+{
+	rn_daemon *d = arg;
+
+	d->exit_code = sched_failures(d->sched) ? 1 : 0;
+	shutdown_daemon(d);
+}
+
+/* Make the folder of a file path (var/renewd.db -> var) if missing. */
+static void
+ensure_parent(const char *path)
+{
+	char *dir = rn_strdup(path), *slash;
+
+	if (dir == NULL)
+		return;
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		mkdir(dir, 0750);
+	}
+	free(dir);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"check", no_argument, NULL, 'n'},
+		{"once", no_argument, NULL, 'o'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	rn_daemon d;
+	rn_errlist errs;
+	char *err = NULL;
+	int ch, check = 0, rc, n;
+
+	memset(&d, 0, sizeof(d));
+	while ((ch = getopt_long(argc, argv, "c:nh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': d.config_path = optarg; break;
+		case 'n': check = 1; break;
+		case 'o': d.once = 1; break;
+		case 'V': printf("renewd %s\n", RN_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (d.config_path == NULL || optind != argc || (check && d.once)) {
+		usage(stderr);
+		return 2;
+	}
+	rn_errlist_init(&errs);
+	rc = renewal_conf_load(d.config_path, &d.conf, &errs);
+	if (rc) {
+		print_errors(&errs, 0);
+		rn_errlist_release(&errs);
+		return 1;
+	}
+	rn_errlist_release(&errs);
+	if (check) {
+		printf("configuration OK\n");
+		renewal_conf_free(d.conf);
+		return 0;
+	}
+	log_setup(d.conf->cfg->daemon.log_level, d.conf->cfg->daemon.log_format);
+	signal(SIGPIPE, SIG_IGN);
+
+	ensure_parent(d.conf->cfg->daemon.database);
+	rc = store_open(d.conf->cfg->daemon.database, 0, &d.store, &err);
+	if (rc) {
+		log_errorx("%s", err);
+		free(err);
+		renewal_conf_free(d.conf);
+		return 1;
+	}
+	rc = renewal_conf_sync(d.store, d.conf, rn_now());
+	if (rc) {
+		log_errorx("cannot store profiles: %s", rn_strerror(rc));
+		goto fail;
+	}
+	uv_loop_init(&d.loop);
+	rc = net_http_new(&d.loop, &d.http);
+	if (rc == RN_OK)
+		rc = sched_new(&d.loop, d.store, d.conf, d.http, d.once,
+			       &d.sched);
+	if (rc) {
+		log_errorx("cannot start: %s", rn_strerror(rc));
+		goto fail_loop;
+	}
+	if (!d.once) {
+		ensure_parent(d.conf->cfg->daemon.control_socket);
+		rc = ctl_listen(&d.loop, d.conf->cfg->daemon.control_socket,
+				d.sched, rn_now(), &d.ctl, &err);
+		if (rc) {
+			log_errorx("%s", err);
+			free(err);
+			sched_stop(d.sched, 0, NULL, NULL);
+			d.sched = NULL;
+			goto fail_loop;
+		}
+	} else {
+		sched_on_idle(d.sched, on_once_idle, &d);
+	}
+	uv_signal_init(&d.loop, &d.sig_term);
+	uv_signal_init(&d.loop, &d.sig_int);
+	uv_signal_init(&d.loop, &d.sig_hup);
+	d.sig_term.data = d.sig_int.data = d.sig_hup.data = &d;
+	uv_signal_start(&d.sig_term, on_stop_signal, SIGTERM);
+	uv_signal_start(&d.sig_int, on_stop_signal, SIGINT);
+	uv_signal_start(&d.sig_hup, on_hup, SIGHUP);
+
+	rc = sched_start(d.sched);
+	if (rc) {
+		log_errorx("cannot recover jobs: %s", rn_strerror(rc));
+		d.exit_code = 1;
+		shutdown_daemon(&d);
+	} else {
+		char pid[16];
+		snprintf(pid, sizeof(pid), "%d", (int)getpid());
+		log_kv(RN_LOG_INFO, "renewd started", "version", RN_VERSION,
+		       "pid", pid, "config", d.config_path, "database",
+		       d.conf->cfg->daemon.database, "mdm",
+		       mdm_driver_name(d.conf->cfg->mdm.driver), NULL);
+	}
+	uv_run(&d.loop, UV_RUN_DEFAULT);
+	n = uv_loop_close(&d.loop);
+	if (n != 0)
+		log_warnx("event loop closed with handles still open");
+	store_close(d.store);
+	renewal_conf_free(d.conf);
+	log_kv(RN_LOG_INFO, "renewd stopped", NULL);
+	return d.exit_code;
+
+fail_loop:
+	if (d.http)
+		net_http_free(d.http);
+	uv_run(&d.loop, UV_RUN_DEFAULT);
+	uv_loop_close(&d.loop);
+fail:
+	store_close(d.store);
+	renewal_conf_free(d.conf);
+	return 1;
+}
