@@ -1,0 +1,861 @@
+/*
+ * mdm: the exec driver against real shell scripts in a temp dir and the
+ * webhook driver against a tiny HTTP/1.1 server on 127.0.0.1 on the same
+ * loop. Every test ends with uv_loop_close() == 0.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "mdm/mdm.h"
+
+/* ---- loop helpers ----------------------------------------------------- */
+
+static void
+guard_fired(uv_timer_t *t)
+{
+	*(int *)t->data = 1;
+}
+
+/*
+ * Run the loop until *count reaches want or ms pass, whichever is first,
+ * so that a broken implementation fails the test instead of hanging it.
+ */
+static int
+run_until(uv_loop_t *loop, const int *count, int want, uint64_t ms)
+{
+	uv_timer_t guard;
+	int expired = 0;
+
+	uv_timer_init(loop, &guard);
+	guard.data = &expired;
+	uv_timer_start(&guard, guard_fired, ms, 0);
+	while (*count < want && !expired)
+		uv_run(loop, UV_RUN_ONCE);
+	uv_close((uv_handle_t *)&guard, NULL);
+	uv_run(loop, UV_RUN_NOWAIT);
+	return *count >= want;
+}
+
+/* Let pending closes finish (bounded), then the loop must close. */
+static void
+drain_and_close(uv_loop_t *loop)
+{
+	uint64_t deadline = uv_hrtime() + 3000000000ULL;
+
+	while (uv_loop_alive(loop) && uv_hrtime() < deadline) {
+		uv_run(loop, UV_RUN_NOWAIT);
+		usleep(1000);
+	}
+	assert_int_equal(uv_loop_close(loop), 0);
+}
+
+static uint64_t
+ms_since(uint64_t start)
+{
+	return (uv_hrtime() - start) / 1000000;
+}
+
+/* ---- a tiny HTTP/1.1 server ------------------------------------------- */
+
+typedef struct srv srv;
+
+typedef struct srv_conn {
+	uv_tcp_t tcp;
+	srv *s;
+	rn_buf in;
+	struct srv_conn *prev, *next;
+} srv_conn;
+
+typedef struct srv_write {
+	uv_write_t req;
+	char *data;
+	srv_conn *c;
+	int close_after;
+} srv_write;
+
+struct srv {
+	uv_tcp_t listener;
+	int port;
+	int accepts;
+	int requests;
+	/* the answer */
+	int respond; /* 0: read requests, never answer */
+	int status;
+	const char *ctype;
+	const char *extra_header;
+	const char *body;
+	size_t body_len;
+	int no_length; /* no Content-Length: close after the body */
+	/* the last request */
+	char method[16];
+	char target[256];
+	char *headers;
+	char *req_body;
+	size_t req_body_len;
+	srv_conn *conns;
+};
+
+static void
+srv_conn_closed(uv_handle_t *hd)
+{
+	srv_conn *c = hd->data;
+
+	rn_buf_release(&c->in);
+	free(c);
+}
+
+static void
+srv_conn_close(srv_conn *c)
+{
+	srv *s = c->s;
+
+	if (uv_is_closing((uv_handle_t *)&c->tcp))
+		return;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	uv_close((uv_handle_t *)&c->tcp, srv_conn_closed);
+}
+
+static void
+srv_written(uv_write_t *req, int status)
+{
+	srv_write *w = req->data;
+
+	if (w->close_after && status == 0)
+		srv_conn_close(w->c);
+	free(w->data);
+	free(w);
+}
+
+static void
+srv_answer(srv_conn *c)
+{
+	srv *s = c->s;
+	rn_buf r;
+	srv_write *w;
+	uv_buf_t b;
+
+	rn_buf_init(&r, 0);
+	rn_buf_addf(&r, "HTTP/1.1 %d Test\r\n", s->status);
+	if (s->ctype)
+		rn_buf_addf(&r, "Content-Type: %s\r\n", s->ctype);
+	if (s->extra_header)
+		rn_buf_addf(&r, "%s\r\n", s->extra_header);
+	if (s->no_length)
+		rn_buf_adds(&r, "Connection: close\r\n");
+	else
+		rn_buf_addf(&r, "Content-Length: %zu\r\n", s->body_len);
+	rn_buf_adds(&r, "\r\n");
+	if (s->body_len)
+		rn_buf_add(&r, s->body, s->body_len);
+	w = calloc(1, sizeof(*w));
+	assert_non_null(w);
+	w->c = c;
+	w->close_after = s->no_length;
+	w->req.data = w;
+	w->data = rn_buf_detach(&r, &b.len);
+	b.base = w->data;
+	assert_int_equal(uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1,
+				  srv_written), 0);
+}
+
+/* One complete request at the front of c->in: record it and answer. */
+static int
+srv_take_request(srv_conn *c)
+{
+	srv *s = c->s;
+	char *end, *line;
+	size_t hlen, clen = 0, total;
+
+	if (c->in.len == 0)
+		return 0;
+	end = memmem(c->in.data, c->in.len, "\r\n\r\n", 4);
+	if (end == NULL)
+		return 0;
+	hlen = (size_t)(end - c->in.data) + 4;
+	for (line = strstr(c->in.data, "\r\n"); line && line < end;
+	     line = strstr(line + 2, "\r\n"))
+		if (strncasecmp(line + 2, "Content-Length:", 15) == 0)
+			clen = strtoul(line + 17, NULL, 10);
+	total = hlen + clen;
+	if (c->in.len < total)
+		return 0;
+
+	s->requests++;
+	s->method[0] = s->target[0] = '\0';
+	sscanf(c->in.data, "%15s %255s", s->method, s->target);
+	free(s->headers);
+	s->headers = strndup(c->in.data, hlen);
+	free(s->req_body);
+	s->req_body = malloc(clen + 1);
+	memcpy(s->req_body, c->in.data + hlen, clen);
+	s->req_body[clen] = '\0';
+	s->req_body_len = clen;
+	memmove(c->in.data, c->in.data + total, c->in.len - total);
+	c->in.len -= total;
+	c->in.data[c->in.len] = '\0';
+	if (s->respond)
+		srv_answer(c);
+	return 1;
+}
+
+static void
+srv_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf)
+{
+	buf->base = malloc(suggested);
+	buf->len = suggested;
+}
+
+static void
+srv_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+	srv_conn *c = st->data;
+
+	if (nread < 0) {
+		srv_conn_close(c);
+	} else if (nread > 0) {
+		assert_int_equal(rn_buf_add(&c->in, buf->base, nread), 0);
+		while (srv_take_request(c))
+			;
+	}
+	free(buf->base);
+}
+
+static void
+srv_accept(uv_stream_t *l, int status)
+{
+	srv *s = l->data;
+	srv_conn *c;
+
+	assert_int_equal(status, 0);
+	c = calloc(1, sizeof(*c));
+	assert_non_null(c);
+	c->s = s;
+	c->tcp.data = c;
+	rn_buf_init(&c->in, 0);
+	uv_tcp_init(l->loop, &c->tcp);
+	assert_int_equal(uv_accept(l, (uv_stream_t *)&c->tcp), 0);
+	s->accepts++;
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	uv_read_start((uv_stream_t *)&c->tcp, srv_alloc, srv_read);
+}
+
+/* Bind 127.0.0.1 on an ephemeral port; default answer 200 "ok". */
+static void
+srv_start(uv_loop_t *loop, srv *s)
+{
+	struct sockaddr_in a;
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	memset(s, 0, sizeof(*s));
+	s->respond = 1;
+	s->status = 200;
+	s->ctype = "text/plain";
+	s->body = "ok";
+	s->body_len = 2;
+	uv_tcp_init(loop, &s->listener);
+	s->listener.data = s;
+	uv_ip4_addr("127.0.0.1", 0, &a);
+	assert_int_equal(uv_tcp_bind(&s->listener,
+				     (const struct sockaddr *)&a, 0), 0);
+	assert_int_equal(uv_listen((uv_stream_t *)&s->listener, 16,
+				   srv_accept), 0);
+	assert_int_equal(uv_tcp_getsockname(&s->listener,
+					    (struct sockaddr *)&ss, &len), 0);
+	s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	assert_true(s->port > 0);
+}
+
+static void
+srv_stop(srv *s)
+{
+	uv_close((uv_handle_t *)&s->listener, NULL);
+	while (s->conns)
+		srv_conn_close(s->conns);
+	free(s->headers);
+	free(s->req_body);
+	s->headers = s->req_body = NULL;
+}
+
+static char *
+url_for(const srv *s, const char *path)
+{
+	return rn_asprintf("http://127.0.0.1:%d%s", s->port, path);
+}
+
+/* ---- fixtures --------------------------------------------------------- */
+
+/* A profile with bytes a careless driver would mangle: NUL, CR, 0xff. */
+static const char profile[] = "<?xml version=\"1.0\"?>\r\n<plist>\0\xff"
+			      "\x01 caf\xc3\xa9 </plist>\n";
+#define PROFILE_LEN (sizeof(profile) - 1)
+
+static void
+push_fill(mdm_push *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->job_id = 4711;
+	p->host_uuid = "6f1c1b2a-0000-4000-8000-00000000beef";
+	p->profile_uuid = "com.example.scep.wifi";
+	p->ca_name = "corp-ca";
+	p->renewal_id = "r-42";
+	p->kind = "renew";
+	p->command_uuid = "0c0ffee0-1111-4222-8333-444455556666";
+	p->enrollment_id = NULL;
+	p->profile = profile;
+	p->profile_len = PROFILE_LEN;
+}
+
+typedef struct res {
+	int n;
+	int ok;
+	char *detail;
+} res;
+
+static void
+res_cb(void *arg, const mdm_result *r)
+{
+	res *g = arg;
+
+	g->n++;
+	g->ok = r->ok;
+	free(g->detail);
+	g->detail = rn_strdup(r->detail);
+}
+
+static char *
+slurp(const char *path, size_t *len)
+{
+	char *data = NULL;
+
+	assert_int_equal(rn_file_read(path, 1 << 20, &data, len), 0);
+	return data;
+}
+
+/* ---- exec ------------------------------------------------------------- */
+
+static void
+test_exec_stdin_and_env(void **state)
+{
+	char dir[] = "/tmp/rn-mdm-XXXXXX";
+	char *argv[] = {"sh", "-c",
+			"cat > \"$OUT/profile\"; "
+			"printf '%s|%s|%s|%s|%s|%s|%s|%s' \"$HOST_UUID\" "
+			"\"$PROFILE_UUID\" \"$CA_NAME\" \"$RENEWAL_ID\" "
+			"\"$JOB_ID\" \"$COMMAND_UUID\" \"$JOB_KIND\" "
+			"\"$ENROLLMENT_ID\" > \"$OUT/env\"",
+			NULL};
+	cfg_mdm c = {0};
+	uv_loop_t loop;
+	mdm *m;
+	mdm_push p;
+	res g = {0};
+	char *path, *data;
+	size_t len;
+
+	assert_non_null(mkdtemp(dir));
+	setenv("OUT", dir, 1);
+	c.driver = CFG_MDM_EXEC;
+	c.command = argv;
+	c.ncommand = 3;
+	c.timeout = 10;
+	uv_loop_init(&loop);
+	assert_int_equal(mdm_new(&loop, NULL, &c, &m), 0);
+	push_fill(&p);
+	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
+	/* the push owns its copies: free the driver while it runs */
+	mdm_free(m);
+	assert_int_equal(g.n, 0);
+	assert_true(run_until(&loop, &g.n, 1, 5000));
+	assert_int_equal(g.ok, 1);
+	assert_string_equal(g.detail, "exit 0");
+
+	path = rn_asprintf("%s/profile", dir);
+	data = slurp(path, &len);
+	assert_int_equal(len, PROFILE_LEN);
+	assert_memory_equal(data, profile, PROFILE_LEN);
+	unlink(path);
+	free(path);
+	free(data);
+
+	path = rn_asprintf("%s/env", dir);
+	data = slurp(path, &len);
+	assert_string_equal(data,
+			    "6f1c1b2a-0000-4000-8000-00000000beef|"
+			    "com.example.scep.wifi|corp-ca|r-42|4711|"
+			    "0c0ffee0-1111-4222-8333-444455556666|renew|"
+			    "6f1c1b2a-0000-4000-8000-00000000beef");
+	unlink(path);
+	free(path);
+	free(data);
+	rmdir(dir);
+	unsetenv("OUT");
+
+	drain_and_close(&loop);
+	assert_int_equal(g.n, 1);
+	free(g.detail);
+}
+
+static void
+test_exec_failures(void **state)
+{
+	char *exit3[] = {"sh", "-c",
+			 "cat >/dev/null; printf '  \\tMDM said no  \\r\\n"
+			 "second line\\n'; exit 3",
+			 NULL};
+	char *quiet[] = {"sh", "-c", "exit 7", NULL};
+	char *longl[] = {"sh", "-c",
+			 "head -c 300 /dev/zero | tr '\\0' x; exit 1", NULL};
+	char *sig[] = {"sh", "-c", "kill -9 $$", NULL};
+	cfg_mdm c = {0};
+	uv_loop_t loop;
+	mdm *m;
+	mdm_push p;
+	res g = {0};
+	char *want;
+
+	c.driver = CFG_MDM_EXEC;
+	c.timeout = 10;
+	uv_loop_init(&loop);
+	push_fill(&p);
+
+	c.command = exit3;
+	assert_int_equal(mdm_new(&loop, NULL, &c, &m), 0);
+	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
+	assert_true(run_until(&loop, &g.n, 1, 5000));
+	assert_int_equal(g.ok, 0);
+	assert_string_equal(g.detail, "exit 3: MDM said no");
+	mdm_free(m);
+
+	c.command = quiet;
+	assert_int_equal(mdm_new(&loop, NULL, &c, &m), 0);
+	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
+	assert_true(run_until(&loop, &g.n, 2, 5000));
+	assert_int_equal(g.ok, 0);
+	assert_string_equal(g.detail, "exit 7");
+	mdm_free(m);
+
+	/* the output line is cut to 200 chars */
+	c.command = longl;
+	assert_int_equal(mdm_new(&loop, NULL, &c, &m), 0);
+	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
+	assert_true(run_until(&loop, &g.n, 3, 5000));
+	assert_int_equal(g.ok, 0);
+	want = malloc(8 + 200 + 1);
+	memcpy(want, "exit 1: ", 8);
+	memset(want + 8, 'x', 200);
+	want[208] = '\0';
+	assert_string_equal(g.detail, want);
+	free(want);
+	mdm_free(m);
+
+	c.command = sig;
+	assert_int_equal(mdm_new(&loop, NULL, &c, &m), 0);
+	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
+	assert_true(run_until(&loop, &g.n, 4, 5000));
+	assert_int_equal(g.ok, 0);
+	assert_string_equal(g.detail, "killed by signal 9");
+	mdm_free(m);
+
+	drain_and_close(&loop);
+	assert_int_equal(g.n, 4);
+	free(g.detail);
+}
+
+static void
+test_exec_timeout(void **state)
+{
+	char *argv[] = {"sleep", "10", NULL};
+	cfg_mdm c = {0};
+	uv_loop_t loop;
+	mdm *m;
+	mdm_push p;
+	res g = {0};
+	uint64_t t0;
+
+	c.driver = CFG_MDM_EXEC;
+	c.command = argv;
+	c.timeout = 1;
+	uv_loop_init(&loop);
+	assert_int_equal(mdm_new(&loop, NULL, &c, &m), 0);
+	push_fill(&p);
+	t0 = uv_hrtime();
+	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
+	assert_true(run_until(&loop, &g.n, 1, 6000));
+	assert_true(ms_since(t0) >= 900);
+	assert_true(ms_since(t0) < 3000);
+	assert_int_equal(g.ok, 0);
+	assert_string_equal(g.detail, "timed out after 1s");
+	mdm_free(m);
+	drain_and_close(&loop);
+	free(g.detail);
+}
+
+static void
+test_exec_missing_program(void **state)
+{
+	char *argv[] = {"/nonexistent/rn-mdm-no-such-program", NULL};
+	cfg_mdm c = {0};
+	uv_loop_t loop;
+	mdm *m;
+	mdm_push p;
+	res g = {0};
+
+	c.driver = CFG_MDM_EXEC;
+	c.command = argv;
+	uv_loop_init(&loop);
+	assert_int_equal(mdm_new(&loop, NULL, &c, &m), 0);
+	push_fill(&p);
+	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), RN_ENOTFOUND);
+	mdm_free(m);
+	drain_and_close(&loop);
+	assert_int_equal(g.n, 0);
+	assert_null(g.detail);
+}
+
+/* ---- webhook ---------------------------------------------------------- */
+
+static char *
+header_value(const char *headers, const char *name)
+{
+	char *needle = rn_asprintf("\r\n%s: ", name);
+	const char *h = strcasestr(headers, needle), *e;
+	size_t nl = strlen(needle);
+
+	free(needle);
+	if (h == NULL)
+		return NULL;
+	h += nl;
+	e = strstr(h, "\r\n");
+	return rn_strndup(h, e ? (size_t)(e - h) : strlen(h));
+}
+
+static void
+assert_json_str(json_t *o, const char *key, const char *want)
+{
+	json_t *v = json_object_get(o, key);
+
+	assert_non_null(v);
+	assert_true(json_is_string(v));
+	assert_string_equal(json_string_value(v), want);
+}
+
+static void
+test_webhook_push(void **state)
+{
+	static const char hkey[] = "hm4c-k3y";
+	cfg_mdm c = {0};
+	uv_loop_t loop;
+	net_http *h;
+	mdm *m;
+	mdm_push p;
+	srv s;
+	res g = {0};
+	json_t *j;
+	json_error_t jerr;
+	unsigned char *dec, mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0, i;
+	size_t declen;
+	char hex[2 * EVP_MAX_MD_SIZE + 1], *v, *want;
+
+	uv_loop_init(&loop);
+	srv_start(&loop, &s);
+	s.status = 202;
+	s.body = "{\"queued\":true}";
+	s.body_len = strlen(s.body);
+	assert_int_equal(net_http_new(&loop, &h), 0);
+	c.driver = CFG_MDM_WEBHOOK;
+	c.url = url_for(&s, "/mdm/push");
+	c.api_key = "tok-123";
+	c.hmac_key = (char *)hkey;
+	c.timeout = 10;
+	assert_int_equal(mdm_new(&loop, h, &c, &m), 0);
+	push_fill(&p);
+	p.enrollment_id = "user-channel-9";
+	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
+	mdm_free(m); /* the push holds its own copies */
+	assert_int_equal(g.n, 0);
+	assert_true(run_until(&loop, &g.n, 1, 5000));
+	assert_int_equal(g.ok, 1);
+	assert_string_equal(g.detail, "http 202");
+
+	assert_string_equal(s.method, "POST");
+	assert_string_equal(s.target, "/mdm/push");
+	v = header_value(s.headers, "Content-Type");
+	assert_non_null(v);
+	assert_string_equal(v, "application/json");
+	free(v);
+	v = header_value(s.headers, "Authorization");
+	assert_non_null(v);
+	assert_string_equal(v, "Bearer tok-123");
+	free(v);
+	v = header_value(s.headers, "User-Agent");
+	assert_non_null(v);
+	assert_string_equal(v, "renewd/" RN_VERSION);
+	free(v);
+	v = header_value(s.headers, "X-Renewd-Job");
+	assert_non_null(v);
+	assert_string_equal(v, "4711");
+	free(v);
+
+	/* the signature covers the exact body bytes, computed independently */
+	assert_non_null(HMAC(EVP_sha256(), hkey, (int)strlen(hkey),
+			     (const unsigned char *)s.req_body,
+			     s.req_body_len, mac, &maclen));
+	assert_int_equal(maclen, 32);
+	for (i = 0; i < maclen; i++)
+		sprintf(hex + 2 * i, "%02x", mac[i]);
+	want = rn_asprintf("sha256=%s", hex);
+	v = header_value(s.headers, "X-Renewd-Signature");
+	assert_non_null(v);
+	assert_string_equal(v, want);
+	free(v);
+	free(want);
+
+	j = json_loadb(s.req_body, s.req_body_len, 0, &jerr);
+	assert_non_null(j);
+	assert_json_str(j, "event", "profile.push");
+	assert_true(json_is_integer(json_object_get(j, "job_id")));
+	assert_int_equal(json_integer_value(json_object_get(j, "job_id")),
+			 4711);
+	assert_json_str(j, "kind", "renew");
+	assert_json_str(j, "host_uuid", "6f1c1b2a-0000-4000-8000-00000000beef");
+	assert_json_str(j, "enrollment_id", "user-channel-9");
+	assert_json_str(j, "profile_uuid", "com.example.scep.wifi");
+	assert_json_str(j, "ca_name", "corp-ca");
+	assert_json_str(j, "renewal_id", "r-42");
+	assert_json_str(j, "command_uuid",
+			"0c0ffee0-1111-4222-8333-444455556666");
+	v = (char *)json_string_value(json_object_get(j, "profile"));
+	assert_non_null(v);
+	/* standard alphabet with padding: no '-' or '_' */
+	assert_null(strpbrk(v, "-_"));
+	assert_int_equal(strlen(v) % 4, 0);
+	assert_int_equal(rn_base64_decode(v, strlen(v), &dec, &declen), 0);
+	assert_int_equal(declen, PROFILE_LEN);
+	assert_memory_equal(dec, profile, PROFILE_LEN);
+	free(dec);
+	json_decref(j);
+
+	net_http_free(h);
+	srv_stop(&s);
+	drain_and_close(&loop);
+	assert_int_equal(g.n, 1);
+	free(c.url);
+	free(g.detail);
+}
+
+/* Statuses decide ok; no keys means no auth or signature headers. */
+static void
+test_webhook_statuses(void **state)
+{
+	cfg_mdm c = {0};
+	uv_loop_t loop;
+	net_http *h;
+	mdm *m;
+	mdm_push p;
+	srv s;
+	res g = {0};
+	json_t *j;
+
+	uv_loop_init(&loop);
+	srv_start(&loop, &s);
+	assert_int_equal(net_http_new(&loop, &h), 0);
+	c.driver = CFG_MDM_WEBHOOK;
+	c.url = url_for(&s, "/hook");
+	c.timeout = 10;
+	assert_int_equal(mdm_new(&loop, h, &c, &m), 0);
+	push_fill(&p);
+
+	s.status = 500;
+	s.body = "internal\tboom\r\nstack trace here\n";
+	s.body_len = strlen(s.body);
+	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
+	assert_true(run_until(&loop, &g.n, 1, 5000));
+	assert_int_equal(g.ok, 0);
+	assert_string_equal(g.detail, "http 500: internal boom");
+	assert_null(strcasestr(s.headers, "\r\nAuthorization:"));
+	assert_null(strcasestr(s.headers, "\r\nX-Renewd-Signature:"));
+	j = json_loadb(s.req_body, s.req_body_len, 0, NULL);
+	assert_non_null(j);
+	/* enrollment_id defaults to the host */
+	assert_json_str(j, "enrollment_id",
+			"6f1c1b2a-0000-4000-8000-00000000beef");
+	json_decref(j);
+
+	s.status = 204;
+	s.body = "";
+	s.body_len = 0;
+	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
+	assert_true(run_until(&loop, &g.n, 2, 5000));
+	assert_int_equal(g.ok, 1);
+	assert_string_equal(g.detail, "http 204");
+
+	s.status = 404;
+	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
+	assert_true(run_until(&loop, &g.n, 3, 5000));
+	assert_int_equal(g.ok, 0);
+	assert_string_equal(g.detail, "http 404");
+
+	/* one shared client: the connection was reused */
+	assert_int_equal(s.requests, 3);
+	assert_int_equal(s.accepts, 1);
+
+	mdm_free(m);
+	net_http_free(h);
+	srv_stop(&s);
+	drain_and_close(&loop);
+	assert_int_equal(g.n, 3);
+	free(c.url);
+	free(g.detail);
+}
+
+static void
+test_webhook_transport_errors(void **state)
+{
+	cfg_mdm c = {0};
+	uv_loop_t loop;
+	uv_tcp_t t;
+	struct sockaddr_in a;
+	struct sockaddr_storage ss;
+	int len = sizeof(ss), port;
+	net_http *h;
+	mdm *m;
+	mdm_push p;
+	srv s;
+	res g = {0};
+	uint64_t t0;
+
+	uv_loop_init(&loop);
+	/* a port that was just ours and is now closed */
+	uv_tcp_init(&loop, &t);
+	uv_ip4_addr("127.0.0.1", 0, &a);
+	assert_int_equal(uv_tcp_bind(&t, (const struct sockaddr *)&a, 0), 0);
+	assert_int_equal(uv_tcp_getsockname(&t, (struct sockaddr *)&ss, &len),
+			 0);
+	port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	uv_close((uv_handle_t *)&t, NULL);
+	uv_run(&loop, UV_RUN_NOWAIT);
+
+	assert_int_equal(net_http_new(&loop, &h), 0);
+	c.driver = CFG_MDM_WEBHOOK;
+	c.url = rn_asprintf("http://127.0.0.1:%d/hook", port);
+	c.timeout = 1;
+	assert_int_equal(mdm_new(&loop, h, &c, &m), 0);
+	push_fill(&p);
+	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
+	assert_true(run_until(&loop, &g.n, 1, 5000));
+	assert_int_equal(g.ok, 0);
+	assert_true(strncmp(g.detail, "connect error: ", 15) == 0);
+	assert_true(strlen(g.detail) > 15);
+	mdm_free(m);
+	free(c.url);
+
+	/* a server that reads the request and never answers */
+	srv_start(&loop, &s);
+	s.respond = 0;
+	c.url = url_for(&s, "/slow");
+	assert_int_equal(mdm_new(&loop, h, &c, &m), 0);
+	t0 = uv_hrtime();
+	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
+	assert_true(run_until(&loop, &g.n, 2, 5000));
+	assert_true(ms_since(t0) >= 900);
+	assert_int_equal(g.ok, 0);
+	assert_string_equal(g.detail, "timed out after 1s");
+	assert_int_equal(s.requests, 1);
+	mdm_free(m);
+
+	net_http_free(h);
+	srv_stop(&s);
+	drain_and_close(&loop);
+	free(c.url);
+	free(g.detail);
+}
+
+/* ---- driver selection ------------------------------------------------- */
+
+static void
+test_new_and_names(void **state)
+{
+	char *argv[] = {"true", NULL};
+	cfg_mdm c = {0};
+	uv_loop_t loop;
+	net_http *h;
+	mdm *m = (mdm *)&c;
+
+	uv_loop_init(&loop);
+	assert_int_equal(net_http_new(&loop, &h), 0);
+	c.url = "http://127.0.0.1:1/";
+	/* not yet implemented: a later issue adds them */
+	c.driver = CFG_MDM_NANOMDM;
+	assert_int_equal(mdm_new(&loop, h, &c, &m), RN_EINVAL);
+	assert_null(m);
+	c.driver = CFG_MDM_MICROMDM;
+	assert_int_equal(mdm_new(&loop, h, &c, &m), RN_EINVAL);
+	/* exec needs a command, webhook a URL and a client */
+	c.driver = CFG_MDM_EXEC;
+	assert_int_equal(mdm_new(&loop, h, &c, &m), RN_EINVAL);
+	c.command = argv;
+	assert_int_equal(mdm_new(&loop, h, &c, &m), 0);
+	mdm_free(m);
+	c.driver = CFG_MDM_WEBHOOK;
+	assert_int_equal(mdm_new(&loop, NULL, &c, &m), RN_EINVAL);
+	c.api_key = "a\r\nX-Evil: 1";
+	assert_int_equal(mdm_new(&loop, h, &c, &m), RN_EINVAL);
+	c.api_key = NULL;
+	c.url = NULL;
+	assert_int_equal(mdm_new(&loop, h, &c, &m), RN_EINVAL);
+	mdm_free(NULL);
+
+	assert_string_equal(mdm_driver_name(CFG_MDM_EXEC), "exec");
+	assert_string_equal(mdm_driver_name(CFG_MDM_WEBHOOK), "webhook");
+	assert_string_equal(mdm_driver_name(CFG_MDM_NANOMDM), "nanomdm");
+	assert_string_equal(mdm_driver_name(CFG_MDM_MICROMDM), "micromdm");
+
+	net_http_free(h);
+	drain_and_close(&loop);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_exec_stdin_and_env),
+		cmocka_unit_test(test_exec_failures),
+		cmocka_unit_test(test_exec_timeout),
+		cmocka_unit_test(test_exec_missing_program),
+		cmocka_unit_test(test_webhook_push),
+		cmocka_unit_test(test_webhook_statuses),
+		cmocka_unit_test(test_webhook_transport_errors),
+		cmocka_unit_test(test_new_and_names),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	setenv("no_proxy", "127.0.0.1", 1);
+	setenv("NO_PROXY", "127.0.0.1", 1);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
