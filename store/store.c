@@ -1210,7 +1210,7 @@ store_job_start(store *s, int64_t id, const char *new_renewal_id,
 {
 	sqlite3_stmt *st;
 	int own, rc, changes = 0;
-	char d[64];
+	char d[128];
 
 	memset(out, 0, sizeof(*out));
 	rc = tx_begin(s, &own);
