@@ -50,6 +50,8 @@ struct sched {
 	uint64_t scan_t0;
 	scan_waiter *waiters, *next_waiters;
 	int dispatch_pending;
+	int64_t rearm_cursor; /* policy recompute: next id, -1 = idle */
+	int64_t rearm_total;
 
 	int64_t rate_wait_at; /* earliest rate-limit refill, 0 = none */
 	bucket buckets[MAX_BUCKETS];
@@ -447,6 +449,50 @@ scan_batch(sched *sc)
 		scan_finish(sc);
 }
 
+/* New renew_at of an active certificate under the current policies. */
+static int
+rearm_one(void *arg, const store_cert *c, int64_t *renew_at,
+	  const char **policy)
+{
+	sched *sc = arg;
+	const cfg_policy *p = policy_for(sc, c->ca_name, c->profile_uuid);
+
+	*renew_at = sched_renew_at(p, c->not_valid_before, c->not_valid_after,
+				   c->host_uuid, c->profile_uuid);
+	*policy = p->name;
+	return 0;
+}
+
+/*
+ * One batch of the policy recompute that follows a start or a reload, so
+ * renew_at always reflects the policies in force without a full-table
+ * transaction.
+ */
+static void
+rearm_batch(sched *sc)
+{
+	int64_t last = -1;
+	int n = 0, rc;
+
+	rc = store_certs_rearm(sc->s, sc->rearm_cursor, SCHED_SCAN_BATCH,
+			       rearm_one, sc, &last, &n);
+	if (rc) {
+		log_errorx("cannot recompute renewal times: %s",
+			   rn_strerror(rc));
+		sc->rearm_cursor = -1;
+		return;
+	}
+	sc->rearm_total += n;
+	sc->rearm_cursor = last;
+	if (last < 0 && sc->rearm_total > 0) {
+		char cnt[24];
+		snprintf(cnt, sizeof(cnt), "%lld", (long long)sc->rearm_total);
+		log_kv(RN_LOG_INFO, "renewal times recomputed for the current "
+		       "policies", "certificates", cnt, NULL);
+		sched_trigger(sc, NULL, NULL);
+	}
+}
+
 static void
 on_step(uv_timer_t *t)
 {
@@ -454,13 +500,15 @@ on_step(uv_timer_t *t)
 
 	if (sc->stopping)
 		return;
+	if (sc->rearm_cursor >= 0)
+		rearm_batch(sc);
 	if (sc->scanning)
 		scan_batch(sc);
 	if (sc->dispatch_pending) {
 		sc->dispatch_pending = 0;
 		dispatch(sc);
 	}
-	if (sc->scanning || sc->dispatch_pending)
+	if (sc->scanning || sc->dispatch_pending || sc->rearm_cursor >= 0)
 		schedule_step(sc);
 }
 
@@ -538,6 +586,7 @@ sched_new(uv_loop_t *loop, store *s, const rn_conf *conf, net_http *http,
 	sc->conf = conf;
 	sc->http = http;
 	sc->once = once;
+	sc->rearm_cursor = -1;
 	rc = mdm_new(loop, http, &conf->cfg->mdm, &sc->mdm);
 	if (rc) {
 		free(sc);
@@ -570,6 +619,8 @@ sched_start(sched *sc)
 	}
 	if (!sc->once)
 		uv_timer_start(&sc->scan_timer, on_scan_timer, every, every);
+	sc->rearm_cursor = 0;
+	sc->rearm_total = 0;
 	sched_trigger(sc, NULL, NULL);
 	return RN_OK;
 }
@@ -588,6 +639,8 @@ sched_set_conf(sched *sc, const rn_conf *conf)
 	sc->mdm = m;
 	sc->conf = conf;
 	sc->nbuckets = 0;
+	sc->rearm_cursor = 0; /* policies may have changed */
+	sc->rearm_total = 0;
 	if (!sc->once)
 		uv_timer_start(&sc->scan_timer, on_scan_timer, every, every);
 	schedule_step(sc);

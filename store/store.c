@@ -84,7 +84,7 @@ static const char *const sql_text[ST__COUNT] = {
 			   "managed_certificates WHERE state = 'active' AND "
 			   "renew_at <= ?1 ORDER BY renew_at LIMIT ?2",
 	[ST_SCAN_MARK] = "UPDATE managed_certificates SET state = 'renewing', "
-			 "updated_at = ?2 WHERE id = ?1",
+			 "updated_at = ?2 WHERE id = ?1 AND state = 'active'",
 	[ST_NEXT_DUE] = "SELECT MIN(renew_at) FROM managed_certificates "
 			"WHERE state = 'active'",
 	[ST_JOB_INSERT] =
@@ -922,9 +922,11 @@ store_certs_rearm(store *s, int64_t after, int limit, store_renew_at_cb cb,
 		own = 0;
 	for (i = 0; rc == RN_OK && i < count; i++) {
 		int64_t at = rows[i].renew_at;
+		const char *pol = rows[i].policy;
 		*last_id = rows[i].id;
-		rc = cb(arg, &rows[i], &at);
-		if (rc || at == rows[i].renew_at)
+		rc = cb(arg, &rows[i], &at, &pol);
+		if (rc || (at == rows[i].renew_at && pol &&
+			   rows[i].policy && strcmp(pol, rows[i].policy) == 0))
 			continue;
 		up = stmt(s, ST_CERT_SET_RENEW_AT);
 		if (up == NULL) {
@@ -933,7 +935,7 @@ store_certs_rearm(store *s, int64_t after, int limit, store_renew_at_cb cb,
 		}
 		sqlite3_bind_int64(up, 1, rows[i].id);
 		sqlite3_bind_int64(up, 2, at);
-		bind_text(up, 3, rows[i].policy);
+		bind_text(up, 3, pol);
 		rc = exec_stmt(s, up, NULL);
 		(*n)++;
 	}

@@ -141,11 +141,15 @@ typedef int (*store_cert_cb)(void *arg, const store_cert *c);
 int store_certs_each(store *s, const store_cert_filter *f, store_cert_cb cb,
 		     void *arg);
 
-/* Recompute hook for policy changes: iterate active rows after id `after`,
- * at most `limit`, letting cb compute a new renew_at (returned through
- * *renew_at); rows whose value changed are updated in one transaction. */
+/*
+ * Recompute after a policy change: iterate active rows after id `after`,
+ * at most `limit`, letting cb compute a new renew_at and policy name
+ * (*policy points to a string that outlives the call); rows that changed
+ * are updated in one transaction. *last_id is the cursor for the next
+ * batch, -1 when the table is done; *n counts updated rows.
+ */
 typedef int (*store_renew_at_cb)(void *arg, const store_cert *c,
-				 int64_t *renew_at);
+				 int64_t *renew_at, const char **policy);
 int store_certs_rearm(store *s, int64_t after, int limit,
 		      store_renew_at_cb cb, void *arg, int64_t *last_id,
 		      int *n);

@@ -1,0 +1,1044 @@
+/*
+ * store: schema, WAL, the due scan and the job state machine against a
+ * real SQLite file in a private temp directory.
+ *
+ * Fixtures go in through the API only (profile, hosts, certificates);
+ * the layout checks open the file with sqlite3 directly. Every struct
+ * the API fills is released so ASan sees no leak.
+ */
+#define _GNU_SOURCE
+#include <ftw.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "common/common.h"
+#include "store/store.h"
+
+#define DAY INT64_C(86400)
+#define NOW INT64_C(1700000000)
+#define NCERTS 10
+#define NDUE 3
+#define CA "ca1"
+
+static const char *const PROF = "6f1c2f64-3b0e-4c51-9d0f-0a4b8f3c2e11";
+static const char *const PROF2 = "7a2d3e75-4c1f-4d62-8e10-1b5c904d3f22";
+static const char TEMPLATE[] = "<plist><string>$RENEWAL_ID</string></plist>";
+
+typedef struct fx {
+	char dir[PATH_MAX];
+	char path[PATH_MAX + 16];
+	store *s;
+	char hosts[NCERTS][37];
+	int64_t cert[NCERTS]; /* ids of the fixture certificates */
+} fx;
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static int
+rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	return remove(p);
+}
+
+static void
+host_uuid(int i, char out[37])
+{
+	snprintf(out, 37, "00000000-0000-4000-8000-%012d", i);
+}
+
+static void
+fill_cert(store_cert *c, const char *host, const char *profile, int serial,
+	  int64_t renew_at)
+{
+	static char sha[4][65];
+	static char ser[4][16], subj[4][64];
+	static int slot;
+
+	slot = (slot + 1) % 4;
+	memset(c, 0, sizeof(*c));
+	snprintf(ser[slot], sizeof(ser[slot]), "%04x", serial);
+	snprintf(subj[slot], sizeof(subj[slot]), "CN=%s,OU=cert-%d", host,
+		 serial);
+	rn_sha256_hex(subj[slot], strlen(subj[slot]), sha[slot]);
+	/* borrowed strings: the API only reads them */
+	c->host_uuid = (char *)host;
+	c->profile_uuid = (char *)profile;
+	c->ca_name = (char *)CA;
+	c->serial = ser[slot];
+	c->subject = subj[slot];
+	c->issuer = (char *)"CN=Test CA";
+	c->sha256 = sha[slot];
+	c->policy = (char *)"default";
+	c->not_valid_before = NOW - 300 * DAY;
+	c->not_valid_after = NOW + 65 * DAY;
+	c->renew_at = renew_at;
+}
+
+static void
+add_profile(store *s, const char *uuid, const char *ident)
+{
+	store_profile p;
+	char sha[65];
+
+	memset(&p, 0, sizeof(p));
+	rn_sha256_hex(TEMPLATE, sizeof(TEMPLATE) - 1, sha);
+	p.uuid = (char *)uuid;
+	p.identifier = (char *)ident;
+	p.name = (char *)"Wi-Fi";
+	p.ca_name = (char *)CA;
+	p.template = (char *)TEMPLATE;
+	p.template_len = sizeof(TEMPLATE) - 1;
+	p.sha256 = sha;
+	p.source_path = (char *)"/etc/renewd/profiles/wifi.mobileconfig";
+	assert_int_equal(store_profile_upsert(s, &p, NOW - 400 * DAY), RN_OK);
+}
+
+static int
+open_rw(fx *f)
+{
+	char *err = NULL;
+	int rc = store_open(f->path, 0, &f->s, &err);
+
+	if (rc)
+		print_message("store_open: %s\n", err ? err : "?");
+	free(err);
+	return rc;
+}
+
+/* Fresh directory and database; with_data adds the fixture fleet: 10
+ * hosts with one certificate each, the first NDUE due before NOW. */
+static fx *
+fx_new(int with_data)
+{
+	fx *f = calloc(1, sizeof(*f));
+	int i;
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "%s/renewd-store-XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/renewd.db", f->dir);
+	if (!with_data)
+		return f;
+	assert_int_equal(open_rw(f), RN_OK);
+	add_profile(f->s, PROF, "com.example.wifi");
+	add_profile(f->s, PROF2, "com.example.vpn");
+	for (i = 0; i < NCERTS; i++) {
+		store_cert c;
+		int dup = -1;
+
+		host_uuid(i, f->hosts[i]);
+		assert_int_equal(store_host_upsert(f->s, f->hosts[i], "C02X",
+						   NOW - 400 * DAY),
+				 RN_OK);
+		assert_int_equal(store_host_profile_add(f->s, f->hosts[i],
+							PROF),
+				 RN_OK);
+		fill_cert(&c, f->hosts[i], PROF, i,
+			  i < NDUE ? NOW - 100 + i : NOW + 1000 * i);
+		assert_int_equal(store_cert_install(f->s, &c, 0,
+						    NOW - 300 * DAY, &dup),
+				 RN_OK);
+		assert_int_equal(dup, 0);
+		assert_true(c.id > 0);
+		f->cert[i] = c.id;
+	}
+	return f;
+}
+
+static void
+fx_free(fx *f)
+{
+	store_close(f->s);
+	nftw(f->dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+	free(f);
+}
+
+static int
+setup_data(void **state)
+{
+	*state = fx_new(1);
+	return 0;
+}
+
+static int
+setup_empty(void **state)
+{
+	*state = fx_new(0);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	fx_free(*state);
+	return 0;
+}
+
+static void
+expect_cert(store *s, int64_t id, const char *state, int64_t renew_at)
+{
+	store_cert c;
+
+	assert_int_equal(store_cert_get(s, id, &c), RN_OK);
+	if (strcmp(c.state, state) != 0)
+		print_message("certificate %lld: state %s, want %s\n",
+			      (long long)id, c.state, state);
+	assert_string_equal(c.state, state);
+	if (renew_at >= 0)
+		assert_true(c.renew_at == renew_at);
+	store_cert_release(&c);
+}
+
+static void
+get_job(store *s, int64_t id, store_job *j)
+{
+	assert_int_equal(store_job_get(s, id, j), RN_OK);
+	assert_true(j->id == id);
+}
+
+/* Events of a job as "a,b,c". */
+typedef struct evlist {
+	char text[1024];
+	int n;
+} evlist;
+
+static int
+ev_cb(void *arg, const store_event *e)
+{
+	evlist *l = arg;
+	size_t len = strlen(l->text);
+
+	snprintf(l->text + len, sizeof(l->text) - len, "%s%s",
+		 l->n ? "," : "", e->event);
+	l->n++;
+	return 0;
+}
+
+static void
+expect_events(store *s, int64_t job, const char *want)
+{
+	evlist l;
+
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_job_events_each(s, job, ev_cb, &l), RN_OK);
+	if (strcmp(l.text, want) != 0)
+		print_message("job %lld events '%s', want '%s'\n",
+			      (long long)job, l.text, want);
+	assert_string_equal(l.text, want);
+}
+
+/* Collected jobs from a listing callback (ids and a few fields). */
+typedef struct joblist {
+	int n;
+	int64_t id[64], cert[64], next[64];
+	int attempts[64];
+	char state[64][16], kind[64][16];
+} joblist;
+
+static int
+job_cb(void *arg, const store_job *j)
+{
+	joblist *l = arg;
+
+	assert_true(l->n < 64);
+	l->id[l->n] = j->id;
+	l->cert[l->n] = j->cert_id;
+	l->next[l->n] = j->next_attempt_at;
+	l->attempts[l->n] = j->attempts;
+	snprintf(l->state[l->n], 16, "%s", j->state);
+	snprintf(l->kind[l->n], 16, "%s", j->kind);
+	l->n++;
+	return 0;
+}
+
+static int64_t
+count_of(const store_count *c, size_t n, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(c[i].name, name) == 0)
+			return c[i].n;
+	return 0;
+}
+
+/* The open job of certificate `cert` (via the queued listing). */
+static int64_t
+job_of_cert(store *s, int64_t cert)
+{
+	joblist l;
+	int i;
+
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_jobs_each(s, NULL, 0, job_cb, &l), RN_OK);
+	for (i = 0; i < l.n; i++)
+		if (l.cert[i] == cert)
+			return l.id[i];
+	return 0;
+}
+
+/* ---- open and schema -------------------------------------------------- */
+
+static void
+test_open_creates_schema(void **state)
+{
+	fx *f = *state;
+	store *ro = NULL;
+	char *err = NULL;
+
+	assert_int_equal(access(f->path, F_OK), -1);
+	assert_int_equal(open_rw(f), RN_OK);
+	assert_non_null(f->s);
+	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
+	store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(access(f->path, F_OK), 0);
+
+	/* reopen read-write: no migration, same version */
+	assert_int_equal(open_rw(f), RN_OK);
+	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
+
+	/* read-only open of an initialised database works */
+	assert_int_equal(store_open(f->path, 1, &ro, &err), RN_OK);
+	assert_null(err);
+	assert_non_null(ro);
+	assert_int_equal(store_schema_version(ro), STORE_SCHEMA_VERSION);
+	store_close(ro);
+}
+
+static void
+test_open_readonly_missing(void **state)
+{
+	fx *f = *state;
+	store *ro = (store *)0x1;
+	char *err = NULL;
+
+	assert_int_not_equal(store_open(f->path, 1, &ro, &err), RN_OK);
+	assert_null(ro);
+	assert_non_null(err);
+	assert_true(strlen(err) > 0);
+	free(err);
+	/* and it did not create the file */
+	assert_int_equal(access(f->path, F_OK), -1);
+}
+
+static void
+test_open_readonly_uninitialised(void **state)
+{
+	fx *f = *state;
+	store *ro = (store *)0x1;
+	char *err = NULL;
+	sqlite3 *db;
+
+	/* a valid but empty SQLite database (user_version 0) */
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TABLE x (a)", NULL, NULL,
+				      NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+
+	assert_int_equal(store_open(f->path, 1, &ro, &err), RN_ESTORE);
+	assert_null(ro);
+	assert_non_null(err);
+	assert_non_null(strstr(err, "not initialised"));
+	free(err);
+
+	/* read-only did not migrate it */
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	{
+		sqlite3_stmt *st;
+		assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version",
+						    -1, &st, NULL),
+				 SQLITE_OK);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		assert_int_equal(sqlite3_column_int(st, 0), 0);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+}
+
+static void
+test_open_newer_schema(void **state)
+{
+	fx *f = *state;
+	store *s = (store *)0x1;
+	char *err = NULL;
+	sqlite3 *db;
+
+	assert_int_equal(open_rw(f), RN_OK);
+	store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL,
+				      NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+
+	assert_int_not_equal(store_open(f->path, 0, &s, &err), RN_OK);
+	assert_null(s);
+	assert_non_null(err);
+	assert_non_null(strstr(err, "99"));
+	free(err);
+	err = NULL;
+	s = (store *)0x1;
+	assert_int_not_equal(store_open(f->path, 1, &s, &err), RN_OK);
+	assert_null(s);
+	assert_non_null(err);
+	free(err);
+}
+
+static char *
+query_text(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+	char *v = NULL;
+
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL),
+			 SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		v = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return v;
+}
+
+static void
+test_layout_wal_indexes_plan(void **state)
+{
+	fx *f = *state;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	char *v;
+	int uses_mc_due = 0, scans_table = 0;
+	size_t i;
+	static const char *const objects[][2] = {
+		{ "table", "hosts" },
+		{ "table", "profiles" },
+		{ "table", "host_profiles" },
+		{ "table", "managed_certificates" },
+		{ "table", "renewal_jobs" },
+		{ "table", "job_renewal_ids" },
+		{ "table", "job_events" },
+		{ "table", "scep_tokens" },
+		{ "table", "notifications" },
+		{ "index", "mc_due" },
+		{ "index", "mc_current" },
+		{ "index", "rj_open" },
+	};
+
+	/* keep the store open meanwhile, as renewd and renewctl would */
+	assert_non_null(f->s);
+	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY,
+					 NULL),
+			 SQLITE_OK);
+	v = query_text(db, "PRAGMA journal_mode");
+	assert_non_null(v);
+	assert_string_equal(v, "wal");
+	free(v);
+
+	for (i = 0; i < sizeof(objects) / sizeof(objects[0]); i++) {
+		assert_int_equal(sqlite3_prepare_v2(
+				     db,
+				     "SELECT count(*) FROM sqlite_master "
+				     "WHERE type = ?1 AND name = ?2",
+				     -1, &st, NULL),
+				 SQLITE_OK);
+		sqlite3_bind_text(st, 1, objects[i][0], -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, objects[i][1], -1, SQLITE_STATIC);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		if (sqlite3_column_int(st, 0) != 1)
+			print_message("missing %s %s\n", objects[i][0],
+				      objects[i][1]);
+		assert_int_equal(sqlite3_column_int(st, 0), 1);
+		sqlite3_finalize(st);
+	}
+
+	/* the due scan is an index range read on mc_due */
+	assert_int_equal(
+	    sqlite3_prepare_v2(db,
+			       "EXPLAIN QUERY PLAN SELECT id FROM "
+			       "managed_certificates WHERE state='active' AND "
+			       "renew_at <= 5 ORDER BY renew_at LIMIT 10",
+			       -1, &st, NULL),
+	    SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *d = (const char *)sqlite3_column_text(st, 3);
+		if (d == NULL)
+			continue;
+		if (strstr(d, "mc_due"))
+			uses_mc_due = 1;
+		if (strncmp(d, "SCAN", 4) == 0 && strstr(d, "INDEX") == NULL)
+			scans_table = 1;
+		if (strstr(d, "TEMP B-TREE"))
+			scans_table = 1; /* sorting instead of index order */
+	}
+	sqlite3_finalize(st);
+	assert_true(uses_mc_due);
+	assert_false(scans_table);
+	sqlite3_close(db);
+}
+
+static void
+test_foreign_keys_on(void **state)
+{
+	fx *f = *state;
+	store_cert c;
+	int dup = 0;
+	size_t n = 0;
+	store_count cnt[8];
+
+	/* unknown host: refused by the foreign key, nothing written */
+	fill_cert(&c, "ffffffff-ffff-4fff-bfff-ffffffffffff", PROF, 99, NOW);
+	assert_int_not_equal(store_cert_install(f->s, &c, 0, NOW, &dup),
+			     RN_OK);
+	assert_int_equal(store_cert_counts(f->s, cnt, 8, &n), RN_OK);
+	assert_true(count_of(cnt, n, "active") == NCERTS);
+}
+
+static void
+test_host_profile_roundtrip(void **state)
+{
+	fx *f = *state;
+	store_host h;
+	store_profile p;
+
+	/* serial NULL keeps the stored one, last_seen moves */
+	assert_int_equal(store_host_upsert(f->s, f->hosts[0], NULL, NOW),
+			 RN_OK);
+	assert_int_equal(store_host_get(f->s, f->hosts[0], &h), RN_OK);
+	assert_string_equal(h.uuid, f->hosts[0]);
+	assert_string_equal(h.serial_number, "C02X");
+	assert_true(h.first_seen == NOW - 400 * DAY);
+	assert_true(h.last_seen == NOW);
+	store_host_release(&h);
+	assert_int_equal(store_host_get(f->s, "nope", &h), RN_ENOTFOUND);
+
+	assert_int_equal(store_profile_get(f->s, PROF, &p), RN_OK);
+	assert_string_equal(p.identifier, "com.example.wifi");
+	assert_string_equal(p.ca_name, CA);
+	assert_int_equal(p.template_len, sizeof(TEMPLATE) - 1);
+	assert_memory_equal(p.template, TEMPLATE, sizeof(TEMPLATE) - 1);
+	store_profile_release(&p);
+}
+
+/* ---- scan ------------------------------------------------------------- */
+
+static void
+test_scan_due(void **state)
+{
+	fx *f = *state;
+	int seen = -1, enq = -1, i;
+	joblist l;
+
+	assert_true(store_next_due(f->s) == NOW - 100);
+	assert_int_equal(store_scan_due(f->s, NOW, 100, &seen, &enq), RN_OK);
+	assert_int_equal(seen, NDUE);
+	assert_int_equal(enq, NDUE);
+
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_jobs_each(f->s, JOB_QUEUED, 0, job_cb, &l),
+			 RN_OK);
+	assert_int_equal(l.n, NDUE);
+	for (i = 0; i < NCERTS; i++) {
+		int64_t j = job_of_cert(f->s, f->cert[i]);
+		if (i < NDUE) {
+			store_job job;
+			assert_true(j > 0);
+			get_job(f->s, j, &job);
+			assert_string_equal(job.state, JOB_QUEUED);
+			assert_string_equal(job.kind, "renew");
+			assert_string_equal(job.host_uuid, f->hosts[i]);
+			assert_string_equal(job.profile_uuid, PROF);
+			assert_string_equal(job.ca_name, CA);
+			assert_int_equal(job.attempts, 0);
+			assert_null(job.renewal_id);
+			assert_true(job.next_attempt_at <= NOW);
+			store_job_release(&job);
+			expect_events(f->s, j, "enqueued");
+			expect_cert(f->s, f->cert[i], "renewing", -1);
+		} else {
+			assert_true(j == 0);
+			expect_cert(f->s, f->cert[i], "active",
+				    NOW + 1000 * i);
+		}
+	}
+	/* renewing certificates left the due index */
+	assert_true(store_next_due(f->s) == NOW + 3000);
+
+	/* second scan: nothing left */
+	assert_int_equal(store_scan_due(f->s, NOW, 100, &seen, &enq), RN_OK);
+	assert_int_equal(seen, 0);
+	assert_int_equal(enq, 0);
+
+	/* limit: a later scan takes at most `limit`, earliest first */
+	assert_int_equal(store_scan_due(f->s, NOW + 6000, 2, &seen, &enq),
+			 RN_OK);
+	assert_int_equal(seen, 2);
+	assert_int_equal(enq, 2);
+	expect_cert(f->s, f->cert[3], "renewing", -1);
+	expect_cert(f->s, f->cert[4], "renewing", -1);
+	expect_cert(f->s, f->cert[5], "active", -1);
+}
+
+static void
+test_enqueue_open_triple(void **state)
+{
+	fx *f = *state;
+	int seen, enq;
+	int64_t j0, id = -1;
+	size_t n = 0;
+	store_count cnt[8];
+
+	assert_int_equal(store_scan_due(f->s, NOW, 100, &seen, &enq), RN_OK);
+	j0 = job_of_cert(f->s, f->cert[0]);
+	assert_true(j0 > 0);
+	assert_int_equal(store_job_enqueue(f->s, f->hosts[0], PROF, CA,
+					   "resend", 0, "again", NOW + 1, &id),
+			 RN_EEXIST);
+	assert_true(id == j0);
+	assert_int_equal(store_job_counts(f->s, cnt, 8, &n), RN_OK);
+	assert_int_equal(n, 1);
+	assert_true(count_of(cnt, n, JOB_QUEUED) == NDUE);
+
+	/* a fresh triple gets a new job */
+	assert_int_equal(store_job_enqueue(f->s, f->hosts[0], PROF2, CA,
+					   "issue", 0, "new profile", NOW + 2,
+					   &id),
+			 RN_OK);
+	assert_true(id > 0 && id != j0);
+	expect_events(f->s, id, "enqueued");
+	/* enqueue with a cert id takes the certificate out of the scan */
+	assert_int_equal(store_job_enqueue(f->s, f->hosts[9], PROF, CA,
+					   "renew", f->cert[9], "operator",
+					   NOW + 3, &id),
+			 RN_OK);
+	expect_cert(f->s, f->cert[9], "renewing", -1);
+}
+
+/* ---- job life cycle --------------------------------------------------- */
+
+static void
+test_job_lifecycle(void **state)
+{
+	fx *f = *state;
+	int seen, enq, dup = -1, n = -1;
+	int64_t j0, j1, j2, verify_at = NOW + 3 * DAY, new_id, jm = 0;
+	store_job j;
+	store_cert c, cur;
+	joblist l;
+	size_t cn = 0;
+	store_count cnt[8];
+
+	assert_int_equal(store_scan_due(f->s, NOW, 100, &seen, &enq), RN_OK);
+	j0 = job_of_cert(f->s, f->cert[0]);
+	j1 = job_of_cert(f->s, f->cert[1]);
+	j2 = job_of_cert(f->s, f->cert[2]);
+	assert_true(j0 > 0 && j1 > 0 && j2 > 0);
+
+	/* queued -> running */
+	assert_int_equal(store_job_start(f->s, j0, "RID-A", NOW + 10, &j),
+			 RN_OK);
+	assert_true(j.id == j0);
+	assert_string_equal(j.state, JOB_RUNNING);
+	assert_int_equal(j.attempts, 1);
+	assert_string_equal(j.renewal_id, "RID-A");
+	store_job_release(&j);
+	assert_int_equal(store_job_by_renewal_id(f->s, "RID-A", &j), RN_OK);
+	assert_true(j.id == j0);
+	assert_string_equal(j.state, JOB_RUNNING);
+	store_job_release(&j);
+	assert_int_equal(store_job_by_renewal_id(f->s, "RID-none", &j),
+			 RN_ENOTFOUND);
+	/* not queued any more */
+	assert_int_equal(store_job_start(f->s, j0, "RID-X", NOW + 11, &j),
+			 RN_EBUSY);
+	store_job_release(&j);
+
+	/* running -> pushed with the verify deadline */
+	assert_int_equal(store_job_pushed(f->s, j0, "cmd-1", verify_at,
+					  "accepted", NOW + 20),
+			 RN_OK);
+	get_job(f->s, j0, &j);
+	assert_string_equal(j.state, JOB_PUSHED);
+	assert_string_equal(j.command_uuid, "cmd-1");
+	assert_true(j.next_attempt_at == verify_at);
+	assert_int_equal(j.attempts, 1);
+	store_job_release(&j);
+	assert_int_equal(store_job_pushed(f->s, j0, "cmd-2", verify_at, "x",
+					  NOW + 21),
+			 RN_EBUSY);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_jobs_due(f->s, JOB_PUSHED, verify_at - 1, 10,
+					job_cb, &l),
+			 RN_OK);
+	assert_int_equal(l.n, 0);
+	assert_int_equal(store_jobs_due(f->s, JOB_PUSHED, verify_at, 10,
+					job_cb, &l),
+			 RN_OK);
+	assert_int_equal(l.n, 1);
+	assert_true(l.id[0] == j0);
+
+	/* the renewed certificate arrives: job verified, old superseded */
+	fill_cert(&c, f->hosts[0], PROF, 100, NOW + 335 * DAY);
+	c.renewal_id = (char *)"RID-A";
+	c.not_valid_before = NOW;
+	c.not_valid_after = NOW + 365 * DAY;
+	assert_int_equal(store_cert_install(f->s, &c, j0, NOW + 30, &dup),
+			 RN_OK);
+	assert_int_equal(dup, 0);
+	new_id = c.id;
+	assert_true(new_id > f->cert[NCERTS - 1]);
+	get_job(f->s, j0, &j);
+	assert_string_equal(j.state, JOB_VERIFIED);
+	store_job_release(&j);
+	expect_cert(f->s, f->cert[0], "superseded", -1);
+	expect_cert(f->s, new_id, "active", NOW + 335 * DAY);
+	assert_int_equal(store_cert_current(f->s, f->hosts[0], PROF, CA, &cur),
+			 RN_OK);
+	assert_true(cur.id == new_id);
+	assert_true(cur.job_id == j0);
+	assert_string_equal(cur.renewal_id, "RID-A");
+	assert_string_equal(cur.sha256, c.sha256);
+	assert_true(cur.not_valid_after == NOW + 365 * DAY);
+	store_cert_release(&cur);
+	expect_events(f->s, j0, "enqueued,attempt_started,pushed,verified");
+
+	/* the same certificate again (e.g. CertificateList): a no-op */
+	assert_int_equal(store_cert_install(f->s, &c, j0, NOW + 40, &dup),
+			 RN_OK);
+	assert_int_equal(dup, 1);
+	assert_true(c.id == new_id);
+	expect_cert(f->s, new_id, "active", NOW + 335 * DAY);
+	expect_cert(f->s, f->cert[0], "superseded", -1);
+	expect_events(f->s, j0, "enqueued,attempt_started,pushed,verified");
+	assert_int_equal(store_cert_counts(f->s, cnt, 8, &cn), RN_OK);
+	assert_true(count_of(cnt, cn, "superseded") == 1);
+	assert_true(count_of(cnt, cn, "active") == NCERTS - NDUE + 1);
+
+	/* a failed attempt with a retry: back to queued, ID dropped */
+	assert_int_equal(store_job_start(f->s, j1, "RID-B1", NOW + 50, &j),
+			 RN_OK);
+	store_job_release(&j);
+	assert_int_equal(store_job_attempt_failed(f->s, j1, JOB_RUNNING,
+						  "attempt_failed", "mdm 500",
+						  NOW + 500, 0, NOW + 60),
+			 RN_OK);
+	get_job(f->s, j1, &j);
+	assert_string_equal(j.state, JOB_QUEUED);
+	assert_null(j.renewal_id);
+	assert_true(j.next_attempt_at == NOW + 500);
+	assert_int_equal(j.attempts, 1);
+	assert_string_equal(j.last_error, "mdm 500");
+	store_job_release(&j);
+	/* the old renewal ID still maps to the job */
+	assert_int_equal(store_job_by_renewal_id(f->s, "RID-B1", &j), RN_OK);
+	assert_true(j.id == j1);
+	store_job_release(&j);
+	expect_cert(f->s, f->cert[1], "renewing", -1);
+	/* wrong `from` state */
+	assert_int_equal(store_job_attempt_failed(f->s, j1, JOB_RUNNING,
+						  "attempt_failed", "x",
+						  NOW + 600, 0, NOW + 61),
+			 RN_EBUSY);
+
+	/* second attempt gets a fresh ID; then attempts exhausted */
+	assert_int_equal(store_job_start(f->s, j1, "RID-B2", NOW + 500, &j),
+			 RN_OK);
+	assert_int_equal(j.attempts, 2);
+	assert_string_equal(j.renewal_id, "RID-B2");
+	store_job_release(&j);
+	assert_int_equal(store_job_attempt_failed(f->s, j1, JOB_RUNNING,
+						  "attempt_failed", "mdm 500",
+						  0, NOW + 7 * DAY, NOW + 510),
+			 RN_OK);
+	get_job(f->s, j1, &j);
+	assert_string_equal(j.state, JOB_FAILED);
+	store_job_release(&j);
+	expect_cert(f->s, f->cert[1], "active", NOW + 7 * DAY);
+	expect_events(f->s, j1,
+		      "enqueued,attempt_started,attempt_failed,"
+		      "attempt_started,attempt_failed,failed");
+
+	/* restart during an attempt: running -> queued, attempt not
+	 * counted, same renewal ID kept for the next attempt */
+	assert_int_equal(store_job_start(f->s, j2, "RID-C", NOW + 600, &j),
+			 RN_OK);
+	store_job_release(&j);
+	assert_int_equal(store_jobs_recover(f->s, NOW + 700, &n), RN_OK);
+	assert_int_equal(n, 1);
+	get_job(f->s, j2, &j);
+	assert_string_equal(j.state, JOB_QUEUED);
+	assert_int_equal(j.attempts, 0);
+	store_job_release(&j);
+	expect_events(f->s, j2, "enqueued,attempt_started,recovered");
+	assert_int_equal(store_jobs_recover(f->s, NOW + 701, &n), RN_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_job_start(f->s, j2, "RID-C2", NOW + 800, &j),
+			 RN_OK);
+	assert_int_equal(j.attempts, 1);
+	assert_string_equal(j.renewal_id, "RID-C");
+	store_job_release(&j);
+
+	/* cancel: final job refused, open job cancelled and cert re-armed */
+	assert_int_equal(store_job_cancel(f->s, j0, "operator", NOW + DAY,
+					  NOW + 900),
+			 RN_EBUSY);
+	get_job(f->s, j0, &j);
+	assert_string_equal(j.state, JOB_VERIFIED);
+	store_job_release(&j);
+	assert_int_equal(store_job_cancel(f->s, j2, "operator", NOW + 2 * DAY,
+					  NOW + 900),
+			 RN_OK);
+	get_job(f->s, j2, &j);
+	assert_string_equal(j.state, JOB_CANCELLED);
+	store_job_release(&j);
+	expect_cert(f->s, f->cert[2], "active", NOW + 2 * DAY);
+	expect_events(f->s, j2,
+		      "enqueued,attempt_started,recovered,attempt_started,"
+		      "cancelled");
+	assert_int_equal(store_job_cancel(f->s, j2, "again", NOW, NOW + 901),
+			 RN_EBUSY);
+
+	/* retry a failed job: reopened with attempts reset */
+	assert_int_equal(store_job_retry(f->s, j1, NOW + 1000), RN_OK);
+	get_job(f->s, j1, &j);
+	assert_string_equal(j.state, JOB_QUEUED);
+	assert_int_equal(j.attempts, 0);
+	assert_null(j.renewal_id);
+	assert_true(j.next_attempt_at == NOW + 1000);
+	store_job_release(&j);
+	expect_cert(f->s, f->cert[1], "renewing", -1);
+	/* a verified job is not reopened */
+	assert_int_not_equal(store_job_retry(f->s, j0, NOW + 1001), RN_OK);
+	get_job(f->s, j0, &j);
+	assert_string_equal(j.state, JOB_VERIFIED);
+	store_job_release(&j);
+	/* a cancelled job whose triple has another open job: RN_EEXIST */
+	assert_int_equal(store_job_enqueue(f->s, f->hosts[2], PROF, CA,
+					   "resend", 0, "operator", NOW + 1100,
+					   &jm),
+			 RN_OK);
+	assert_int_equal(store_job_retry(f->s, j2, NOW + 1200), RN_EEXIST);
+	get_job(f->s, j2, &j);
+	assert_string_equal(j.state, JOB_CANCELLED);
+	store_job_release(&j);
+
+	/* counts: j0 verified, j1 queued, j2 cancelled, jm queued */
+	assert_int_equal(store_job_counts(f->s, cnt, 8, &cn), RN_OK);
+	assert_int_equal(cn, 3);
+	assert_true(count_of(cnt, cn, JOB_VERIFIED) == 1);
+	assert_true(count_of(cnt, cn, JOB_QUEUED) == 2);
+	assert_true(count_of(cnt, cn, JOB_CANCELLED) == 1);
+	assert_int_equal(store_cert_counts(f->s, cnt, 8, &cn), RN_OK);
+	assert_int_equal(cn, 3);
+	/* 11 rows: cert0 superseded, cert1 renewing, rest active */
+	assert_true(count_of(cnt, cn, "superseded") == 1);
+	assert_true(count_of(cnt, cn, "renewing") == 1);
+	assert_true(count_of(cnt, cn, "active") == NCERTS - 1);
+}
+
+static void
+test_jobs_due_order(void **state)
+{
+	fx *f = *state;
+	static const int64_t at[] = { 500, 100, 300, 200, 400, 300 };
+	int64_t id[6];
+	joblist l;
+	store_job j;
+	int i;
+
+	for (i = 0; i < 6; i++)
+		assert_int_equal(store_job_enqueue(f->s, f->hosts[i], PROF2,
+						   CA, "issue", 0, NULL,
+						   NOW + at[i], &id[i]),
+				 RN_OK);
+	/* one of them running: not listed as queued */
+	assert_int_equal(store_job_start(f->s, id[3], "R", NOW, &j), RN_OK);
+	store_job_release(&j);
+
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_jobs_due(f->s, JOB_QUEUED, NOW + 350, 10,
+					job_cb, &l),
+			 RN_OK);
+	/* 100 (id1), 300 (id2), 300 (id5): ties by id */
+	assert_int_equal(l.n, 3);
+	assert_true(l.id[0] == id[1]);
+	assert_true(l.id[1] == id[2]);
+	assert_true(l.id[2] == id[5]);
+	for (i = 0; i < l.n; i++) {
+		assert_string_equal(l.state[i], JOB_QUEUED);
+		assert_true(l.next[i] <= NOW + 350);
+	}
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_jobs_due(f->s, JOB_QUEUED, NOW + 1000, 2,
+					job_cb, &l),
+			 RN_OK);
+	assert_int_equal(l.n, 2);
+	assert_true(l.id[0] == id[1]);
+	assert_true(l.id[1] == id[2]);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_jobs_due(f->s, JOB_QUEUED, NOW + 99, 10,
+					job_cb, &l),
+			 RN_OK);
+	assert_int_equal(l.n, 0);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_jobs_due(f->s, JOB_RUNNING, NOW + 1000, 10,
+					job_cb, &l),
+			 RN_OK);
+	assert_int_equal(l.n, 1);
+	assert_true(l.id[0] == id[3]);
+	assert_true(store_jobs_next_at(f->s, JOB_QUEUED) == NOW + 100);
+	assert_true(store_jobs_next_at(f->s, JOB_PUSHED) == 0);
+}
+
+/* ---- listing ---------------------------------------------------------- */
+
+typedef struct certlist {
+	int n;
+	int64_t id[64];
+	char host[64][37];
+	char state[64][16];
+} certlist;
+
+static int
+cert_cb(void *arg, const store_cert *c)
+{
+	certlist *l = arg;
+
+	assert_true(l->n < 64);
+	l->id[l->n] = c->id;
+	snprintf(l->host[l->n], 37, "%s", c->host_uuid);
+	snprintf(l->state[l->n], 16, "%s", c->state);
+	l->n++;
+	return 0;
+}
+
+static int
+stop_cb(void *arg, const store_cert *c)
+{
+	(*(int *)arg)++;
+	return 42;
+}
+
+static void
+test_certs_each_filters(void **state)
+{
+	fx *f = *state;
+	store_cert_filter flt;
+	certlist l;
+	store_cert c;
+	int seen, enq, dup, calls = 0, i;
+
+	/* host 4 gets a second (new) certificate; 0..2 become renewing */
+	fill_cert(&c, f->hosts[4], PROF, 200, NOW + 100 * DAY);
+	assert_int_equal(store_cert_install(f->s, &c, 0, NOW, &dup), RN_OK);
+	assert_int_equal(store_scan_due(f->s, NOW, 100, &seen, &enq), RN_OK);
+	assert_int_equal(seen, NDUE);
+
+	memset(&flt, 0, sizeof(flt));
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_certs_each(f->s, &flt, cert_cb, &l), RN_OK);
+	assert_int_equal(l.n, NCERTS + 1);
+	for (i = 1; i < l.n; i++)
+		assert_true(l.id[i] > l.id[i - 1]);
+
+	flt.host_uuid = f->hosts[4];
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_certs_each(f->s, &flt, cert_cb, &l), RN_OK);
+	assert_int_equal(l.n, 2);
+	assert_true(l.id[0] == f->cert[4]);
+	assert_string_equal(l.state[0], "superseded");
+	assert_true(l.id[1] == c.id);
+	assert_string_equal(l.state[1], "active");
+
+	flt.state = "active";
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_certs_each(f->s, &flt, cert_cb, &l), RN_OK);
+	assert_int_equal(l.n, 1);
+	assert_true(l.id[0] == c.id);
+
+	/* state only */
+	flt.host_uuid = NULL;
+	flt.state = "renewing";
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_certs_each(f->s, &flt, cert_cb, &l), RN_OK);
+	assert_int_equal(l.n, NDUE);
+	for (i = 0; i < NDUE; i++) {
+		assert_true(l.id[i] == f->cert[i]);
+		assert_string_equal(l.host[i], f->hosts[i]);
+		assert_string_equal(l.state[i], "renewing");
+	}
+	flt.state = "active";
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_certs_each(f->s, &flt, cert_cb, &l), RN_OK);
+	assert_int_equal(l.n, NCERTS - NDUE); /* 3..9 minus 4, plus new */
+
+	/* host with nothing in that state */
+	flt.host_uuid = f->hosts[0];
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_certs_each(f->s, &flt, cert_cb, &l), RN_OK);
+	assert_int_equal(l.n, 0);
+
+	/* plan: active ones due by a time, in renew_at order */
+	memset(&flt, 0, sizeof(flt));
+	flt.state = "active";
+	flt.renew_before = NOW + 5999; /* cert 6 is due at NOW + 6000 */
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_certs_each(f->s, &flt, cert_cb, &l), RN_OK);
+	assert_int_equal(l.n, 2); /* certs 3 and 5 (4 superseded) */
+	assert_true(l.id[0] == f->cert[3]);
+	assert_true(l.id[1] == f->cert[5]);
+
+	/* limit and a callback that stops */
+	memset(&flt, 0, sizeof(flt));
+	flt.limit = 4;
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_certs_each(f->s, &flt, cert_cb, &l), RN_OK);
+	assert_int_equal(l.n, 4);
+	flt.limit = 0;
+	assert_int_equal(store_certs_each(f->s, &flt, stop_cb, &calls), 42);
+	assert_int_equal(calls, 1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_open_creates_schema,
+						setup_empty, teardown),
+		cmocka_unit_test_setup_teardown(test_open_readonly_missing,
+						setup_empty, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_open_readonly_uninitialised, setup_empty, teardown),
+		cmocka_unit_test_setup_teardown(test_open_newer_schema,
+						setup_empty, teardown),
+		cmocka_unit_test_setup_teardown(test_layout_wal_indexes_plan,
+						setup_data, teardown),
+		cmocka_unit_test_setup_teardown(test_foreign_keys_on,
+						setup_data, teardown),
+		cmocka_unit_test_setup_teardown(test_host_profile_roundtrip,
+						setup_data, teardown),
+		cmocka_unit_test_setup_teardown(test_scan_due, setup_data,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_enqueue_open_triple,
+						setup_data, teardown),
+		cmocka_unit_test_setup_teardown(test_job_lifecycle, setup_data,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_jobs_due_order,
+						setup_data, teardown),
+		cmocka_unit_test_setup_teardown(test_certs_each_filters,
+						setup_data, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
