@@ -364,7 +364,9 @@ fail:
 typedef struct render_ctx {
 	store *s;
 	const rn_conf *c;
-	const store_job *job;
+	const char *host_uuid, *profile_uuid, *renewal_id;
+	int64_t job_id;
+	int preview; /* mask the challenge, mint no token */
 	store_host host;
 	int64_t now;
 } render_ctx;
@@ -382,34 +384,46 @@ pct_encode(rn_buf *b, const char *s)
 	}
 }
 
+/* <public_url>/mdm/scep/proxy/<host>%2C<profile>%2C<CA>%2C<token> */
+static void
+proxy_url(rn_buf *val, const render_ctx *r, const cfg_ca *ca,
+	  const char *token)
+{
+	rn_buf_adds(val, r->c->cfg->http.public_url);
+	rn_buf_adds(val, "/mdm/scep/proxy/");
+	pct_encode(val, r->host_uuid);
+	rn_buf_adds(val, "%2C");
+	pct_encode(val, r->profile_uuid);
+	rn_buf_adds(val, "%2C");
+	pct_encode(val, ca->name);
+	rn_buf_adds(val, "%2C");
+	rn_buf_adds(val, token);
+}
+
 /* A fresh one-time token for the proxy URL; only its hash is stored. */
 static int
 mint_token(render_ctx *r, const cfg_ca *ca, rn_buf *val)
 {
 	unsigned char raw[32];
 	char hash[65], *tok;
-	int rc = rn_random_bytes(raw, sizeof(raw));
+	int rc;
 
+	if (r->preview) {
+		proxy_url(val, r, ca, "PREVIEW-TOKEN");
+		return RN_OK;
+	}
+	rc = rn_random_bytes(raw, sizeof(raw));
 	if (rc)
 		return rc;
 	tok = rn_base64url(raw, sizeof(raw));
 	if (tok == NULL)
 		return RN_ENOMEM;
 	rn_sha256_hex(tok, strlen(tok), hash);
-	rc = store_token_insert(r->s, hash, r->job->host_uuid,
-				r->job->profile_uuid, ca->name, r->job->id,
-				r->now + ca->token_ttl, r->now);
-	if (rc == RN_OK) {
-		rn_buf_adds(val, r->c->cfg->http.public_url);
-		rn_buf_adds(val, "/mdm/scep/proxy/");
-		pct_encode(val, r->job->host_uuid);
-		rn_buf_adds(val, "%2C");
-		pct_encode(val, r->job->profile_uuid);
-		rn_buf_adds(val, "%2C");
-		pct_encode(val, ca->name);
-		rn_buf_adds(val, "%2C");
-		rn_buf_adds(val, tok);
-	}
+	rc = store_token_insert(r->s, hash, r->host_uuid, r->profile_uuid,
+				ca->name, r->job_id, r->now + ca->token_ttl,
+				r->now);
+	if (rc == RN_OK)
+		proxy_url(val, r, ca, tok);
 	explicit_bzero(tok, strlen(tok));
 	free(tok);
 	return rc;
@@ -422,9 +436,9 @@ render_var(void *arg, const char *name, rn_buf *val)
 	const cfg_ca *ca;
 
 	if (strcmp(name, "SCEP_RENEWAL_ID") == 0)
-		return rn_buf_adds(val, r->job->renewal_id);
+		return rn_buf_adds(val, r->renewal_id);
 	if (strcmp(name, "HOST_UUID") == 0)
-		return rn_buf_adds(val, r->job->host_uuid);
+		return rn_buf_adds(val, r->host_uuid);
 	if (strcmp(name, "HOST_SERIAL_NUMBER") == 0)
 		return rn_buf_adds(val, r->host.serial_number
 					    ? r->host.serial_number : "");
@@ -432,7 +446,7 @@ render_var(void *arg, const char *name, rn_buf *val)
 		ca = cfg_ca_find(r->c->cfg, name + 22);
 		if (ca == NULL)
 			return RN_ENOTFOUND;
-		return rn_buf_adds(val, ca->challenge);
+		return rn_buf_adds(val, r->preview ? "********" : ca->challenge);
 	}
 	if (strncmp(name, "CUSTOM_SCEP_PROXY_URL_", 22) == 0) {
 		ca = cfg_ca_find(r->c->cfg, name + 22);
@@ -443,31 +457,60 @@ render_var(void *arg, const char *name, rn_buf *val)
 	return RN_ENOTFOUND;
 }
 
-int
-renewal_render(store *s, const rn_conf *c, const store_job *j, int64_t now,
-	       rn_buf *out, char **err)
+/* The render both the job and the preview use. */
+static int
+render(render_ctx *r, rn_buf *out, char **err)
 {
-	const prof_template *t = renewal_conf_profile(c, j->profile_uuid);
-	render_ctx r;
+	const prof_template *t = renewal_conf_profile(r->c, r->profile_uuid);
 	int rc;
 
 	*err = NULL;
 	if (t == NULL) {
-		*err = rn_asprintf("profile '%s' is no longer in the "
-				   "configuration", j->profile_uuid);
+		*err = rn_asprintf("profile '%s' is not in the configuration",
+				   r->profile_uuid);
 		return RN_ENOTFOUND;
 	}
-	memset(&r, 0, sizeof(r));
-	r.s = s;
-	r.c = c;
-	r.job = j;
-	r.now = now;
-	if (store_host_get(s, j->host_uuid, &r.host) != RN_OK)
-		memset(&r.host, 0, sizeof(r.host));
-	rc = prof_render(t->text, t->len, render_var, &r, out, err);
+	if (store_host_get(r->s, r->host_uuid, &r->host) != RN_OK)
+		memset(&r->host, 0, sizeof(r->host));
+	rc = prof_render(t->text, t->len, render_var, r, out, err);
 	if (rc && *err == NULL)
 		*err = rn_asprintf("cannot render profile: %s",
 				   rn_strerror(rc));
-	store_host_release(&r.host);
+	store_host_release(&r->host);
 	return rc;
+}
+
+int
+renewal_render(store *s, const rn_conf *c, const store_job *j, int64_t now,
+	       rn_buf *out, char **err)
+{
+	render_ctx r;
+
+	memset(&r, 0, sizeof(r));
+	r.s = s;
+	r.c = c;
+	r.host_uuid = j->host_uuid;
+	r.profile_uuid = j->profile_uuid;
+	r.renewal_id = j->renewal_id;
+	r.job_id = j->id;
+	r.now = now;
+	return render(&r, out, err);
+}
+
+int
+renewal_render_preview(store *s, const rn_conf *c, const char *host,
+		       const char *profile, const char *renewal_id,
+		       rn_buf *out, char **err)
+{
+	render_ctx r;
+
+	memset(&r, 0, sizeof(r));
+	r.s = s;
+	r.c = c;
+	r.host_uuid = host;
+	r.profile_uuid = profile;
+	r.renewal_id = renewal_id;
+	r.preview = 1;
+	r.now = rn_now();
+	return render(&r, out, err);
 }

@@ -75,5 +75,14 @@ int renewal_cert_import(store *s, const rn_conf *c, const char *host,
  */
 int renewal_render(store *s, const rn_conf *c, const store_job *j,
 		   int64_t now, rn_buf *out, char **err);
+/*
+ * What a device would get, with no side effects (renewctl profile render):
+ * the challenge is masked and the proxy URL carries "PREVIEW-TOKEN", so a
+ * preview neither shows a secret nor mints a usable token. `s` may be
+ * read-only.
+ */
+int renewal_render_preview(store *s, const rn_conf *c, const char *host,
+			   const char *profile, const char *renewal_id,
+			   rn_buf *out, char **err);
 
 #endif

@@ -1904,75 +1904,6 @@ cmd_profile_validate(ctl *c, int argc, char **argv)
 	return rc == RN_OK ? CTL_OK : CTL_FAIL;
 }
 
-typedef struct ctl_render {
-	const ctl *c;
-	const char *host, *profile, *serial;
-	char renewal_id[64];
-} ctl_render;
-
-/* Percent-encode everything but RFC 3986 unreserved characters. */
-static int
-ctl_url_escape(rn_buf *b, const char *s)
-{
-	int rc = RN_OK;
-
-	for (; *s && rc == RN_OK; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (isalnum(ch) || ch == '-' || ch == '.' || ch == '_' ||
-		    ch == '~')
-			rc = rn_buf_add(b, s, 1);
-		else
-			rc = rn_buf_addf(b, "%%%02X", ch);
-	}
-	return rc;
-}
-
-/*
- * Variables of a preview: like a real render except that the challenge is
- * masked and the proxy URL carries a placeholder token, so a preview never
- * shows a secret nor mints a token a device could use.
- */
-static int
-ctl_render_var(void *ctx, const char *name, rn_buf *val)
-{
-	static const char chal[] = "CUSTOM_SCEP_CHALLENGE_";
-	static const char proxy[] = "CUSTOM_SCEP_PROXY_URL_";
-	ctl_render *r = ctx;
-	const cfg *cf = r->c->conf->cfg;
-	int rc;
-
-	if (strcmp(name, "SCEP_RENEWAL_ID") == 0)
-		return rn_buf_adds(val, r->renewal_id);
-	if (strcmp(name, "HOST_UUID") == 0)
-		return rn_buf_adds(val, r->host);
-	if (strcmp(name, "HOST_SERIAL_NUMBER") == 0)
-		return rn_buf_adds(val, r->serial ? r->serial : "");
-	if (strncmp(name, chal, sizeof(chal) - 1) == 0 &&
-	    cfg_ca_find(cf, name + sizeof(chal) - 1) != NULL)
-		return rn_buf_adds(val, "********");
-	if (strncmp(name, proxy, sizeof(proxy) - 1) == 0 &&
-	    cfg_ca_find(cf, name + sizeof(proxy) - 1) != NULL) {
-		rc = rn_buf_adds(val, cf->http.public_url);
-		if (rc == RN_OK)
-			rc = rn_buf_adds(val, "/mdm/scep/proxy/");
-		if (rc == RN_OK)
-			rc = ctl_url_escape(val, r->host);
-		if (rc == RN_OK)
-			rc = rn_buf_adds(val, "%2C");
-		if (rc == RN_OK)
-			rc = ctl_url_escape(val, r->profile);
-		if (rc == RN_OK)
-			rc = rn_buf_adds(val, "%2C");
-		if (rc == RN_OK)
-			rc = ctl_url_escape(val,
-					    name + sizeof(proxy) - 1);
-		if (rc == RN_OK)
-			rc = rn_buf_adds(val, "%2CPREVIEW-TOKEN");
-		return rc;
-	}
-	return RN_ENOTFOUND;
-}
-
 static int
 cmd_profile_render(ctl *c, int argc, char **argv)
 {
@@ -1983,11 +1914,10 @@ cmd_profile_render(ctl *c, int argc, char **argv)
 		{ NULL, NULL, NULL },
 	};
 	const prof_template *t;
-	ctl_render r;
 	store_host h;
 	store *s = NULL;
 	rn_buf out;
-	char uuid[37], *err = NULL;
+	char uuid[37], rid[64], *err = NULL;
 	int npos, rc, x;
 
 	memset(&h, 0, sizeof(h));
@@ -2014,18 +1944,13 @@ cmd_profile_render(ctl *c, int argc, char **argv)
 		return rc;
 	if ((rc = ctl_host_get(s, host, &h)))
 		goto out;
-	memset(&r, 0, sizeof(r));
-	r.c = c;
-	r.host = host;
-	r.profile = t->uuid;
-	r.serial = h.serial_number;
 	if (rn_uuid_v4(uuid) != RN_OK) {
 		ctl_err("cannot generate a renewal id");
 		rc = CTL_FAIL;
 		goto out;
 	}
-	snprintf(r.renewal_id, sizeof(r.renewal_id), "renewd-%s", uuid);
-	x = prof_render(t->text, t->len, ctl_render_var, &r, &out, &err);
+	snprintf(rid, sizeof(rid), "renewd-%s", uuid);
+	x = renewal_render_preview(s, c->conf, host, t->uuid, rid, &out, &err);
 	if (x != RN_OK) {
 		ctl_err("cannot render profile '%s': %s", profile,
 			err ? err : rn_strerror(x));
@@ -2035,8 +1960,7 @@ cmd_profile_render(ctl *c, int argc, char **argv)
 	if (c->json) {
 		rc = ctl_json_print(json_pack("{s:s%,s:s}", "profile",
 					      out.data ? out.data : "",
-					      out.len, "renewal_id",
-					      r.renewal_id));
+					      out.len, "renewal_id", rid));
 	} else {
 		fwrite(out.data ? out.data : "", 1, out.len, stdout);
 		if (out.len && out.data[out.len - 1] != '\n')
