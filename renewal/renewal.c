@@ -294,7 +294,7 @@ out:
 
 int
 renewal_cert_import(store *s, const rn_conf *c, const char *host,
-		    const char *profile, const char *ca, const void *data,
+		    const char *serial, const char *profile, const char *ca, const void *data,
 		    size_t len, int64_t now, renewal_import *out, char **err)
 {
 	const prof_template *t = renewal_conf_profile(c, profile);
@@ -339,7 +339,7 @@ renewal_cert_import(store *s, const rn_conf *c, const char *host,
 			job_id = job.id;
 		store_job_release(&job);
 	}
-	rc = store_host_upsert(s, host, NULL, now);
+	rc = store_host_upsert(s, host, serial, now);
 	if (rc == RN_OK)
 		rc = store_host_profile_add(s, host, profile);
 	if (rc == RN_OK)

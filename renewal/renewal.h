@@ -56,13 +56,14 @@ typedef struct renewal_import {
 
 /*
  * Import a certificate for host x profile x CA: the host is created if
- * needed and assigned the profile; renew_at comes from the policy; when
+ * needed (with its serial number when `serial` is not NULL, which renders
+ * as FLEET_VAR_HOST_SERIAL_NUMBER) and assigned the profile; renew_at comes from the policy; when
  * its renewal ID belongs to an open job of the same triple, that job is
  * verified. One transaction; nothing is written on any error (*err says
  * what and where).
  */
 int renewal_cert_import(store *s, const rn_conf *c, const char *host,
-			const char *profile, const char *ca, const void *data,
+			const char *serial, const char *profile, const char *ca, const void *data,
 			size_t len, int64_t now, renewal_import *out,
 			char **err);
 

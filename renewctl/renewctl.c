@@ -102,7 +102,7 @@ ctl_usage(FILE *f)
 	    "                               next due\n"
 	    "  certs [--expiring-within D] [--host UUID] [--state S] "
 	    "[--unmatched]\n"
-	    "  certs import --host UUID --profile UUID --ca NAME FILE...\n"
+	    "  certs import --host UUID --profile UUID --ca NAME [--serial SN] FILE...\n"
 	    "                               import PEM or DER certificates\n"
 	    "  jobs [--state S] [--limit N] list jobs, newest first\n"
 	    "  jobs show ID | jobs retry ID | jobs cancel ID\n"
@@ -1163,11 +1163,12 @@ ctl_read_cert_file(const char *path, char **data, size_t *len)
 static int
 cmd_certs_import(ctl *c, int argc, char **argv)
 {
-	const char *host = NULL, *profile = NULL, *ca = NULL;
+	const char *host = NULL, *profile = NULL, *ca = NULL, *serial = NULL;
 	const ctl_opt opts[] = {
 		{ "--host", &host, NULL },
 		{ "--profile", &profile, NULL },
 		{ "--ca", &ca, NULL },
+		{ "--serial", &serial, NULL },
 		{ NULL, NULL, NULL },
 	};
 	const prof_template *t;
@@ -1230,8 +1231,8 @@ cmd_certs_import(ctl *c, int argc, char **argv)
 			break;
 		}
 		memset(&imp, 0, sizeof(imp));
-		r = renewal_cert_import(s, c->conf, host, profile, ca, data,
-					len, c->now, &imp, &err);
+		r = renewal_cert_import(s, c->conf, host, serial, profile, ca,
+					data, len, c->now, &imp, &err);
 		free(data);
 		if (r != RN_OK) {
 			ctl_err("%s: %s", file, err ? err : rn_strerror(r));

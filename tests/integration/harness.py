@@ -606,9 +606,11 @@ class Fleet:
             doc = None
         return rc, doc, err
 
-    def import_cert(self, host, path, profile=None, ca=CA_NAME):
+    def import_cert(self, host, path, profile=None, ca=CA_NAME, serial=None):
+        extra = ("--serial", serial) if serial else ()
         doc = self.ctl("certs", "import", "--host", host, "--profile",
-                       profile or self.profile_uuid, "--ca", ca, path)
+                       profile or self.profile_uuid, "--ca", ca, *extra,
+                       path)
         imported = doc.get("imported")
         if not isinstance(imported, list) or len(imported) != 1:
             raise AssertionError("certs import: want one 'imported' entry, "

@@ -19,7 +19,9 @@ class VerifyTimeout(harness.RenewdTestCase):
         # Given a fleet with a 2 s verify timeout and one due certificate.
         f = self.fleet(max_attempts=5, verify_timeout="2s")
         f.start()
-        host, _ = f.add_host(10)
+        host = harness.new_uuid()
+        f.import_cert(host, f.certs.make("C02XYZ WIFI initial", 10),
+                      serial="C02XYZ")
 
         # When it is pushed and no certificate comes back...
         t = f.trigger()
@@ -36,6 +38,9 @@ class VerifyTimeout(harness.RenewdTestCase):
             m = RID.search(p["raw"].decode())
             self.assertIsNotNone(m, p["name"])
             self.assertIn(m.group(0), rids)
+            # the host's serial number, given at import, is rendered too
+            cn = harness.subject_cn(harness.scep_payload(p["profile"]))
+            self.assertTrue(cn.startswith("C02XYZ WIFI renewd-"), cn)
         self.assertEqual(len(set(rids)), len(rids), rids)
         self.assertEqual(job["renewal_id"], rids[-1])
         names = [e["event"] for e in f.job_show(job["id"])["events"]]
