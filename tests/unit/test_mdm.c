@@ -23,289 +23,7 @@
 #include <openssl/hmac.h>
 
 #include "mdm/mdm.h"
-
-/* ---- loop helpers ----------------------------------------------------- */
-
-static void
-guard_fired(uv_timer_t *t)
-{
-	*(int *)t->data = 1;
-}
-
-/*
- * Run the loop until *count reaches want or ms pass, whichever is first,
- * so that a broken implementation fails the test instead of hanging it.
- */
-static int
-run_until(uv_loop_t *loop, const int *count, int want, uint64_t ms)
-{
-	uv_timer_t guard;
-	int expired = 0;
-
-	uv_timer_init(loop, &guard);
-	guard.data = &expired;
-	uv_timer_start(&guard, guard_fired, ms, 0);
-	while (*count < want && !expired)
-		uv_run(loop, UV_RUN_ONCE);
-	uv_close((uv_handle_t *)&guard, NULL);
-	uv_run(loop, UV_RUN_NOWAIT);
-	return *count >= want;
-}
-
-/* Let pending closes finish (bounded), then the loop must close. */
-static void
-drain_and_close(uv_loop_t *loop)
-{
-	uint64_t deadline = uv_hrtime() + 3000000000ULL;
-
-	while (uv_loop_alive(loop) && uv_hrtime() < deadline) {
-		uv_run(loop, UV_RUN_NOWAIT);
-		usleep(1000);
-	}
-	assert_int_equal(uv_loop_close(loop), 0);
-}
-
-static uint64_t
-ms_since(uint64_t start)
-{
-	return (uv_hrtime() - start) / 1000000;
-}
-
-/* ---- a tiny HTTP/1.1 server ------------------------------------------- */
-
-typedef struct srv srv;
-
-typedef struct srv_conn {
-	uv_tcp_t tcp;
-	srv *s;
-	rn_buf in;
-	struct srv_conn *prev, *next;
-} srv_conn;
-
-typedef struct srv_write {
-	uv_write_t req;
-	char *data;
-	srv_conn *c;
-	int close_after;
-} srv_write;
-
-struct srv {
-	uv_tcp_t listener;
-	int port;
-	int accepts;
-	int requests;
-	/* the answer */
-	int respond; /* 0: read requests, never answer */
-	int status;
-	const char *ctype;
-	const char *extra_header;
-	const char *body;
-	size_t body_len;
-	int no_length; /* no Content-Length: close after the body */
-	/* the last request */
-	char method[16];
-	char target[256];
-	char *headers;
-	char *req_body;
-	size_t req_body_len;
-	srv_conn *conns;
-};
-
-static void
-srv_conn_closed(uv_handle_t *hd)
-{
-	srv_conn *c = hd->data;
-
-	rn_buf_release(&c->in);
-	free(c);
-}
-
-static void
-srv_conn_close(srv_conn *c)
-{
-	srv *s = c->s;
-
-	if (uv_is_closing((uv_handle_t *)&c->tcp))
-		return;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		s->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	uv_close((uv_handle_t *)&c->tcp, srv_conn_closed);
-}
-
-static void
-srv_written(uv_write_t *req, int status)
-{
-	srv_write *w = req->data;
-
-	if (w->close_after && status == 0)
-		srv_conn_close(w->c);
-	free(w->data);
-	free(w);
-}
-
-static void
-srv_answer(srv_conn *c)
-{
-	srv *s = c->s;
-	rn_buf r;
-	srv_write *w;
-	uv_buf_t b;
-
-	rn_buf_init(&r, 0);
-	rn_buf_addf(&r, "HTTP/1.1 %d Test\r\n", s->status);
-	if (s->ctype)
-		rn_buf_addf(&r, "Content-Type: %s\r\n", s->ctype);
-	if (s->extra_header)
-		rn_buf_addf(&r, "%s\r\n", s->extra_header);
-	if (s->no_length)
-		rn_buf_adds(&r, "Connection: close\r\n");
-	else
-		rn_buf_addf(&r, "Content-Length: %zu\r\n", s->body_len);
-	rn_buf_adds(&r, "\r\n");
-	if (s->body_len)
-		rn_buf_add(&r, s->body, s->body_len);
-	w = calloc(1, sizeof(*w));
-	assert_non_null(w);
-	w->c = c;
-	w->close_after = s->no_length;
-	w->req.data = w;
-	w->data = rn_buf_detach(&r, &b.len);
-	b.base = w->data;
-	assert_int_equal(uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1,
-				  srv_written), 0);
-}
-
-/* One complete request at the front of c->in: record it and answer. */
-static int
-srv_take_request(srv_conn *c)
-{
-	srv *s = c->s;
-	char *end, *line;
-	size_t hlen, clen = 0, total;
-
-	if (c->in.len == 0)
-		return 0;
-	end = memmem(c->in.data, c->in.len, "\r\n\r\n", 4);
-	if (end == NULL)
-		return 0;
-	hlen = (size_t)(end - c->in.data) + 4;
-	for (line = strstr(c->in.data, "\r\n"); line && line < end;
-	     line = strstr(line + 2, "\r\n"))
-		if (strncasecmp(line + 2, "Content-Length:", 15) == 0)
-			clen = strtoul(line + 17, NULL, 10);
-	total = hlen + clen;
-	if (c->in.len < total)
-		return 0;
-
-	s->requests++;
-	s->method[0] = s->target[0] = '\0';
-	sscanf(c->in.data, "%15s %255s", s->method, s->target);
-	free(s->headers);
-	s->headers = strndup(c->in.data, hlen);
-	free(s->req_body);
-	s->req_body = malloc(clen + 1);
-	memcpy(s->req_body, c->in.data + hlen, clen);
-	s->req_body[clen] = '\0';
-	s->req_body_len = clen;
-	memmove(c->in.data, c->in.data + total, c->in.len - total);
-	c->in.len -= total;
-	c->in.data[c->in.len] = '\0';
-	if (s->respond)
-		srv_answer(c);
-	return 1;
-}
-
-static void
-srv_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf)
-{
-	buf->base = malloc(suggested);
-	buf->len = suggested;
-}
-
-static void
-srv_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
-{
-	srv_conn *c = st->data;
-
-	if (nread < 0) {
-		srv_conn_close(c);
-	} else if (nread > 0) {
-		assert_int_equal(rn_buf_add(&c->in, buf->base, nread), 0);
-		while (srv_take_request(c))
-			;
-	}
-	free(buf->base);
-}
-
-static void
-srv_accept(uv_stream_t *l, int status)
-{
-	srv *s = l->data;
-	srv_conn *c;
-
-	assert_int_equal(status, 0);
-	c = calloc(1, sizeof(*c));
-	assert_non_null(c);
-	c->s = s;
-	c->tcp.data = c;
-	rn_buf_init(&c->in, 0);
-	uv_tcp_init(l->loop, &c->tcp);
-	assert_int_equal(uv_accept(l, (uv_stream_t *)&c->tcp), 0);
-	s->accepts++;
-	c->next = s->conns;
-	if (s->conns)
-		s->conns->prev = c;
-	s->conns = c;
-	uv_read_start((uv_stream_t *)&c->tcp, srv_alloc, srv_read);
-}
-
-/* Bind 127.0.0.1 on an ephemeral port; default answer 200 "ok". */
-static void
-srv_start(uv_loop_t *loop, srv *s)
-{
-	struct sockaddr_in a;
-	struct sockaddr_storage ss;
-	int len = sizeof(ss);
-
-	memset(s, 0, sizeof(*s));
-	s->respond = 1;
-	s->status = 200;
-	s->ctype = "text/plain";
-	s->body = "ok";
-	s->body_len = 2;
-	uv_tcp_init(loop, &s->listener);
-	s->listener.data = s;
-	uv_ip4_addr("127.0.0.1", 0, &a);
-	assert_int_equal(uv_tcp_bind(&s->listener,
-				     (const struct sockaddr *)&a, 0), 0);
-	assert_int_equal(uv_listen((uv_stream_t *)&s->listener, 16,
-				   srv_accept), 0);
-	assert_int_equal(uv_tcp_getsockname(&s->listener,
-					    (struct sockaddr *)&ss, &len), 0);
-	s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	assert_true(s->port > 0);
-}
-
-static void
-srv_stop(srv *s)
-{
-	uv_close((uv_handle_t *)&s->listener, NULL);
-	while (s->conns)
-		srv_conn_close(s->conns);
-	free(s->headers);
-	free(s->req_body);
-	s->headers = s->req_body = NULL;
-}
-
-static char *
-url_for(const srv *s, const char *path)
-{
-	return rn_asprintf("http://127.0.0.1:%d%s", s->port, path);
-}
+#include "tests/unit/support/testhttp.h"
 
 /* ---- fixtures --------------------------------------------------------- */
 
@@ -390,7 +108,7 @@ test_exec_stdin_and_env(void **state)
 	/* the push owns its copies: free the driver while it runs */
 	mdm_free(m);
 	assert_int_equal(g.n, 0);
-	assert_true(run_until(&loop, &g.n, 1, 5000));
+	assert_true(th_run_until(&loop, &g.n, 1, 5000));
 	assert_int_equal(g.ok, 1);
 	assert_string_equal(g.detail, "exit 0");
 
@@ -415,9 +133,28 @@ test_exec_stdin_and_env(void **state)
 	rmdir(dir);
 	unsetenv("OUT");
 
-	drain_and_close(&loop);
+	th_drain_and_close(&loop);
 	assert_int_equal(g.n, 1);
 	free(g.detail);
+}
+
+/*
+ * Push p through the exec driver c running command; the want-th result in
+ * *g must be a failure with the given detail.
+ */
+static void
+exec_fails(uv_loop_t *loop, cfg_mdm *c, char **command, const mdm_push *p,
+	   res *g, int want, const char *detail)
+{
+	mdm *m;
+
+	c->command = command;
+	assert_int_equal(mdm_new(loop, NULL, c, &m), 0);
+	assert_int_equal(mdm_push_start(m, p, res_cb, g), 0);
+	assert_true(th_run_until(loop, &g->n, want, 5000));
+	assert_int_equal(g->ok, 0);
+	assert_string_equal(g->detail, detail);
+	mdm_free(m);
 }
 
 static void
@@ -433,7 +170,6 @@ test_exec_failures(void **state)
 	char *sig[] = {"sh", "-c", "kill -9 $$", NULL};
 	cfg_mdm c = {0};
 	uv_loop_t loop;
-	mdm *m;
 	mdm_push p;
 	res g = {0};
 	char *want;
@@ -443,45 +179,20 @@ test_exec_failures(void **state)
 	uv_loop_init(&loop);
 	push_fill(&p);
 
-	c.command = exit3;
-	assert_int_equal(mdm_new(&loop, NULL, &c, &m), 0);
-	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
-	assert_true(run_until(&loop, &g.n, 1, 5000));
-	assert_int_equal(g.ok, 0);
-	assert_string_equal(g.detail, "exit 3: MDM said no");
-	mdm_free(m);
-
-	c.command = quiet;
-	assert_int_equal(mdm_new(&loop, NULL, &c, &m), 0);
-	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
-	assert_true(run_until(&loop, &g.n, 2, 5000));
-	assert_int_equal(g.ok, 0);
-	assert_string_equal(g.detail, "exit 7");
-	mdm_free(m);
+	exec_fails(&loop, &c, exit3, &p, &g, 1, "exit 3: MDM said no");
+	exec_fails(&loop, &c, quiet, &p, &g, 2, "exit 7");
 
 	/* the output line is cut to 200 chars */
-	c.command = longl;
-	assert_int_equal(mdm_new(&loop, NULL, &c, &m), 0);
-	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
-	assert_true(run_until(&loop, &g.n, 3, 5000));
-	assert_int_equal(g.ok, 0);
 	want = malloc(8 + 200 + 1);
 	memcpy(want, "exit 1: ", 8);
 	memset(want + 8, 'x', 200);
 	want[208] = '\0';
-	assert_string_equal(g.detail, want);
+	exec_fails(&loop, &c, longl, &p, &g, 3, want);
 	free(want);
-	mdm_free(m);
 
-	c.command = sig;
-	assert_int_equal(mdm_new(&loop, NULL, &c, &m), 0);
-	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
-	assert_true(run_until(&loop, &g.n, 4, 5000));
-	assert_int_equal(g.ok, 0);
-	assert_string_equal(g.detail, "killed by signal 9");
-	mdm_free(m);
+	exec_fails(&loop, &c, sig, &p, &g, 4, "killed by signal 9");
 
-	drain_and_close(&loop);
+	th_drain_and_close(&loop);
 	assert_int_equal(g.n, 4);
 	free(g.detail);
 }
@@ -505,13 +216,13 @@ test_exec_timeout(void **state)
 	push_fill(&p);
 	t0 = uv_hrtime();
 	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
-	assert_true(run_until(&loop, &g.n, 1, 6000));
-	assert_true(ms_since(t0) >= 900);
-	assert_true(ms_since(t0) < 3000);
+	assert_true(th_run_until(&loop, &g.n, 1, 6000));
+	assert_true(th_ms_since(t0) >= 900);
+	assert_true(th_ms_since(t0) < 3000);
 	assert_int_equal(g.ok, 0);
 	assert_string_equal(g.detail, "timed out after 1s");
 	mdm_free(m);
-	drain_and_close(&loop);
+	th_drain_and_close(&loop);
 	free(g.detail);
 }
 
@@ -532,7 +243,7 @@ test_exec_missing_program(void **state)
 	push_fill(&p);
 	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), RN_ENOTFOUND);
 	mdm_free(m);
-	drain_and_close(&loop);
+	th_drain_and_close(&loop);
 	assert_int_equal(g.n, 0);
 	assert_null(g.detail);
 }
@@ -573,7 +284,7 @@ test_webhook_push(void **state)
 	net_http *h;
 	mdm *m;
 	mdm_push p;
-	srv s;
+	th_srv s;
 	res g = {0};
 	json_t *j;
 	json_error_t jerr;
@@ -583,13 +294,13 @@ test_webhook_push(void **state)
 	char hex[2 * EVP_MAX_MD_SIZE + 1], *v, *want;
 
 	uv_loop_init(&loop);
-	srv_start(&loop, &s);
+	th_srv_start(&loop, &s);
 	s.status = 202;
 	s.body = "{\"queued\":true}";
 	s.body_len = strlen(s.body);
 	assert_int_equal(net_http_new(&loop, &h), 0);
 	c.driver = CFG_MDM_WEBHOOK;
-	c.url = url_for(&s, "/mdm/push");
+	c.url = th_url_for(&s, "/mdm/push");
 	c.api_key = "tok-123";
 	c.hmac_key = (char *)hkey;
 	c.timeout = 10;
@@ -599,7 +310,7 @@ test_webhook_push(void **state)
 	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
 	mdm_free(m); /* the push holds its own copies */
 	assert_int_equal(g.n, 0);
-	assert_true(run_until(&loop, &g.n, 1, 5000));
+	assert_true(th_run_until(&loop, &g.n, 1, 5000));
 	assert_int_equal(g.ok, 1);
 	assert_string_equal(g.detail, "http 202");
 
@@ -662,8 +373,8 @@ test_webhook_push(void **state)
 	json_decref(j);
 
 	net_http_free(h);
-	srv_stop(&s);
-	drain_and_close(&loop);
+	th_srv_stop(&s);
+	th_drain_and_close(&loop);
 	assert_int_equal(g.n, 1);
 	free(c.url);
 	free(g.detail);
@@ -678,15 +389,15 @@ test_webhook_statuses(void **state)
 	net_http *h;
 	mdm *m;
 	mdm_push p;
-	srv s;
+	th_srv s;
 	res g = {0};
 	json_t *j;
 
 	uv_loop_init(&loop);
-	srv_start(&loop, &s);
+	th_srv_start(&loop, &s);
 	assert_int_equal(net_http_new(&loop, &h), 0);
 	c.driver = CFG_MDM_WEBHOOK;
-	c.url = url_for(&s, "/hook");
+	c.url = th_url_for(&s, "/hook");
 	c.timeout = 10;
 	assert_int_equal(mdm_new(&loop, h, &c, &m), 0);
 	push_fill(&p);
@@ -695,7 +406,7 @@ test_webhook_statuses(void **state)
 	s.body = "internal\tboom\r\nstack trace here\n";
 	s.body_len = strlen(s.body);
 	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
-	assert_true(run_until(&loop, &g.n, 1, 5000));
+	assert_true(th_run_until(&loop, &g.n, 1, 5000));
 	assert_int_equal(g.ok, 0);
 	assert_string_equal(g.detail, "http 500: internal boom");
 	assert_null(strcasestr(s.headers, "\r\nAuthorization:"));
@@ -711,13 +422,13 @@ test_webhook_statuses(void **state)
 	s.body = "";
 	s.body_len = 0;
 	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
-	assert_true(run_until(&loop, &g.n, 2, 5000));
+	assert_true(th_run_until(&loop, &g.n, 2, 5000));
 	assert_int_equal(g.ok, 1);
 	assert_string_equal(g.detail, "http 204");
 
 	s.status = 404;
 	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
-	assert_true(run_until(&loop, &g.n, 3, 5000));
+	assert_true(th_run_until(&loop, &g.n, 3, 5000));
 	assert_int_equal(g.ok, 0);
 	assert_string_equal(g.detail, "http 404");
 
@@ -727,8 +438,8 @@ test_webhook_statuses(void **state)
 
 	mdm_free(m);
 	net_http_free(h);
-	srv_stop(&s);
-	drain_and_close(&loop);
+	th_srv_stop(&s);
+	th_drain_and_close(&loop);
 	assert_int_equal(g.n, 3);
 	free(c.url);
 	free(g.detail);
@@ -739,27 +450,17 @@ test_webhook_transport_errors(void **state)
 {
 	cfg_mdm c = {0};
 	uv_loop_t loop;
-	uv_tcp_t t;
-	struct sockaddr_in a;
-	struct sockaddr_storage ss;
-	int len = sizeof(ss), port;
+	int port;
 	net_http *h;
 	mdm *m;
 	mdm_push p;
-	srv s;
+	th_srv s;
 	res g = {0};
 	uint64_t t0;
 
 	uv_loop_init(&loop);
 	/* a port that was just ours and is now closed */
-	uv_tcp_init(&loop, &t);
-	uv_ip4_addr("127.0.0.1", 0, &a);
-	assert_int_equal(uv_tcp_bind(&t, (const struct sockaddr *)&a, 0), 0);
-	assert_int_equal(uv_tcp_getsockname(&t, (struct sockaddr *)&ss, &len),
-			 0);
-	port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	uv_close((uv_handle_t *)&t, NULL);
-	uv_run(&loop, UV_RUN_NOWAIT);
+	port = th_closed_port(&loop);
 
 	assert_int_equal(net_http_new(&loop, &h), 0);
 	c.driver = CFG_MDM_WEBHOOK;
@@ -768,7 +469,7 @@ test_webhook_transport_errors(void **state)
 	assert_int_equal(mdm_new(&loop, h, &c, &m), 0);
 	push_fill(&p);
 	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
-	assert_true(run_until(&loop, &g.n, 1, 5000));
+	assert_true(th_run_until(&loop, &g.n, 1, 5000));
 	assert_int_equal(g.ok, 0);
 	assert_true(strncmp(g.detail, "connect error: ", 15) == 0);
 	assert_true(strlen(g.detail) > 15);
@@ -776,22 +477,22 @@ test_webhook_transport_errors(void **state)
 	free(c.url);
 
 	/* a server that reads the request and never answers */
-	srv_start(&loop, &s);
+	th_srv_start(&loop, &s);
 	s.respond = 0;
-	c.url = url_for(&s, "/slow");
+	c.url = th_url_for(&s, "/slow");
 	assert_int_equal(mdm_new(&loop, h, &c, &m), 0);
 	t0 = uv_hrtime();
 	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
-	assert_true(run_until(&loop, &g.n, 2, 5000));
-	assert_true(ms_since(t0) >= 900);
+	assert_true(th_run_until(&loop, &g.n, 2, 5000));
+	assert_true(th_ms_since(t0) >= 900);
 	assert_int_equal(g.ok, 0);
 	assert_string_equal(g.detail, "timed out after 1s");
 	assert_int_equal(s.requests, 1);
 	mdm_free(m);
 
 	net_http_free(h);
-	srv_stop(&s);
-	drain_and_close(&loop);
+	th_srv_stop(&s);
+	th_drain_and_close(&loop);
 	free(c.url);
 	free(g.detail);
 }
@@ -837,7 +538,7 @@ test_new_and_names(void **state)
 	assert_string_equal(mdm_driver_name(CFG_MDM_MICROMDM), "micromdm");
 
 	net_http_free(h);
-	drain_and_close(&loop);
+	th_drain_and_close(&loop);
 }
 
 int

@@ -18,283 +18,7 @@
 #include <unistd.h>
 
 #include "net/net.h"
-
-/* ---- loop helpers ----------------------------------------------------- */
-
-static void
-guard_fired(uv_timer_t *t)
-{
-	*(int *)t->data = 1;
-}
-
-/*
- * Run the loop until *count reaches want or ms pass, whichever is first,
- * so that a broken implementation fails the test instead of hanging it.
- */
-static int
-run_until(uv_loop_t *loop, const int *count, int want, uint64_t ms)
-{
-	uv_timer_t guard;
-	int expired = 0;
-
-	uv_timer_init(loop, &guard);
-	guard.data = &expired;
-	uv_timer_start(&guard, guard_fired, ms, 0);
-	while (*count < want && !expired)
-		uv_run(loop, UV_RUN_ONCE);
-	uv_close((uv_handle_t *)&guard, NULL);
-	uv_run(loop, UV_RUN_NOWAIT);
-	return *count >= want;
-}
-
-/* Let pending closes finish (bounded), then the loop must close. */
-static void
-drain_and_close(uv_loop_t *loop)
-{
-	uint64_t deadline = uv_hrtime() + 3000000000ULL;
-
-	while (uv_loop_alive(loop) && uv_hrtime() < deadline) {
-		uv_run(loop, UV_RUN_NOWAIT);
-		usleep(1000);
-	}
-	assert_int_equal(uv_loop_close(loop), 0);
-}
-
-static uint64_t
-ms_since(uint64_t start)
-{
-	return (uv_hrtime() - start) / 1000000;
-}
-
-/* ---- a tiny HTTP/1.1 server ------------------------------------------- */
-
-typedef struct srv srv;
-
-typedef struct srv_conn {
-	uv_tcp_t tcp;
-	srv *s;
-	rn_buf in;
-	struct srv_conn *prev, *next;
-} srv_conn;
-
-typedef struct srv_write {
-	uv_write_t req;
-	char *data;
-	srv_conn *c;
-	int close_after;
-} srv_write;
-
-struct srv {
-	uv_tcp_t listener;
-	int port;
-	int accepts;
-	int requests;
-	/* the answer */
-	int respond; /* 0: read requests, never answer */
-	int status;
-	const char *ctype;
-	const char *extra_header;
-	const char *body;
-	size_t body_len;
-	int no_length; /* no Content-Length: close after the body */
-	/* the last request */
-	char method[16];
-	char target[256];
-	char *headers;
-	char *req_body;
-	size_t req_body_len;
-	srv_conn *conns;
-};
-
-static void
-srv_conn_closed(uv_handle_t *hd)
-{
-	srv_conn *c = hd->data;
-
-	rn_buf_release(&c->in);
-	free(c);
-}
-
-static void
-srv_conn_close(srv_conn *c)
-{
-	srv *s = c->s;
-
-	if (uv_is_closing((uv_handle_t *)&c->tcp))
-		return;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		s->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	uv_close((uv_handle_t *)&c->tcp, srv_conn_closed);
-}
-
-static void
-srv_written(uv_write_t *req, int status)
-{
-	srv_write *w = req->data;
-
-	if (w->close_after && status == 0)
-		srv_conn_close(w->c);
-	free(w->data);
-	free(w);
-}
-
-static void
-srv_answer(srv_conn *c)
-{
-	srv *s = c->s;
-	rn_buf r;
-	srv_write *w;
-	uv_buf_t b;
-
-	rn_buf_init(&r, 0);
-	rn_buf_addf(&r, "HTTP/1.1 %d Test\r\n", s->status);
-	if (s->ctype)
-		rn_buf_addf(&r, "Content-Type: %s\r\n", s->ctype);
-	if (s->extra_header)
-		rn_buf_addf(&r, "%s\r\n", s->extra_header);
-	if (s->no_length)
-		rn_buf_adds(&r, "Connection: close\r\n");
-	else
-		rn_buf_addf(&r, "Content-Length: %zu\r\n", s->body_len);
-	rn_buf_adds(&r, "\r\n");
-	if (s->body_len)
-		rn_buf_add(&r, s->body, s->body_len);
-	w = calloc(1, sizeof(*w));
-	assert_non_null(w);
-	w->c = c;
-	w->close_after = s->no_length;
-	w->req.data = w;
-	w->data = rn_buf_detach(&r, &b.len);
-	b.base = w->data;
-	assert_int_equal(uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1,
-				  srv_written), 0);
-}
-
-/* One complete request at the front of c->in: record it and answer. */
-static int
-srv_take_request(srv_conn *c)
-{
-	srv *s = c->s;
-	char *end, *line;
-	size_t hlen, clen = 0, total;
-
-	if (c->in.len == 0)
-		return 0;
-	end = memmem(c->in.data, c->in.len, "\r\n\r\n", 4);
-	if (end == NULL)
-		return 0;
-	hlen = (size_t)(end - c->in.data) + 4;
-	for (line = strstr(c->in.data, "\r\n"); line && line < end;
-	     line = strstr(line + 2, "\r\n"))
-		if (strncasecmp(line + 2, "Content-Length:", 15) == 0)
-			clen = strtoul(line + 17, NULL, 10);
-	total = hlen + clen;
-	if (c->in.len < total)
-		return 0;
-
-	s->requests++;
-	s->method[0] = s->target[0] = '\0';
-	sscanf(c->in.data, "%15s %255s", s->method, s->target);
-	free(s->headers);
-	s->headers = strndup(c->in.data, hlen);
-	free(s->req_body);
-	s->req_body = malloc(clen + 1);
-	memcpy(s->req_body, c->in.data + hlen, clen);
-	s->req_body[clen] = '\0';
-	s->req_body_len = clen;
-	memmove(c->in.data, c->in.data + total, c->in.len - total);
-	c->in.len -= total;
-	c->in.data[c->in.len] = '\0';
-	if (s->respond)
-		srv_answer(c);
-	return 1;
-}
-
-static void
-srv_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf)
-{
-	buf->base = malloc(suggested);
-	buf->len = suggested;
-}
-
-static void
-srv_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
-{
-	srv_conn *c = st->data;
-
-	if (nread < 0) {
-		srv_conn_close(c);
-	} else if (nread > 0) {
-		assert_int_equal(rn_buf_add(&c->in, buf->base, nread), 0);
-		while (srv_take_request(c))
-			;
-	}
-	free(buf->base);
-}
-
-static void
-srv_accept(uv_stream_t *l, int status)
-{
-	srv *s = l->data;
-	srv_conn *c;
-
-	assert_int_equal(status, 0);
-	c = calloc(1, sizeof(*c));
-	assert_non_null(c);
-	c->s = s;
-	c->tcp.data = c;
-	rn_buf_init(&c->in, 0);
-	uv_tcp_init(l->loop, &c->tcp);
-	assert_int_equal(uv_accept(l, (uv_stream_t *)&c->tcp), 0);
-	s->accepts++;
-	c->next = s->conns;
-	if (s->conns)
-		s->conns->prev = c;
-	s->conns = c;
-	uv_read_start((uv_stream_t *)&c->tcp, srv_alloc, srv_read);
-}
-
-/* Bind 127.0.0.1 on an ephemeral port; default answer 200 "ok". */
-static void
-srv_start(uv_loop_t *loop, srv *s)
-{
-	struct sockaddr_in a;
-	struct sockaddr_storage ss;
-	int len = sizeof(ss);
-
-	memset(s, 0, sizeof(*s));
-	s->respond = 1;
-	s->status = 200;
-	s->ctype = "text/plain";
-	s->body = "ok";
-	s->body_len = 2;
-	uv_tcp_init(loop, &s->listener);
-	s->listener.data = s;
-	uv_ip4_addr("127.0.0.1", 0, &a);
-	assert_int_equal(uv_tcp_bind(&s->listener,
-				     (const struct sockaddr *)&a, 0), 0);
-	assert_int_equal(uv_listen((uv_stream_t *)&s->listener, 16,
-				   srv_accept), 0);
-	assert_int_equal(uv_tcp_getsockname(&s->listener,
-					    (struct sockaddr *)&ss, &len), 0);
-	s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	assert_true(s->port > 0);
-}
-
-static void
-srv_stop(srv *s)
-{
-	uv_close((uv_handle_t *)&s->listener, NULL);
-	while (s->conns)
-		srv_conn_close(s->conns);
-	free(s->headers);
-	free(s->req_body);
-	s->headers = s->req_body = NULL;
-}
+#include "tests/unit/support/testhttp.h"
 
 /* ---- HTTP client ------------------------------------------------------ */
 
@@ -340,12 +64,6 @@ got_release(got *g)
 	memset(g, 0, sizeof(*g));
 }
 
-static char *
-url_for(const srv *s, const char *path)
-{
-	return rn_asprintf("http://127.0.0.1:%d%s", s->port, path);
-}
-
 static void
 test_http_post_roundtrip(void **state)
 {
@@ -355,18 +73,18 @@ test_http_post_roundtrip(void **state)
 	uv_loop_t loop;
 	net_http *h;
 	net_http_req req;
-	srv s;
+	th_srv s;
 	got g = {0};
 	char *url, *body;
 
 	uv_loop_init(&loop);
-	srv_start(&loop, &s);
+	th_srv_start(&loop, &s);
 	s.status = 201;
 	s.ctype = "application/json";
 	s.body = "{\"ok\":true}";
 	s.body_len = strlen(s.body);
 	assert_int_equal(net_http_new(&loop, &h), 0);
-	url = url_for(&s, "/enroll?x=1");
+	url = th_url_for(&s, "/enroll?x=1");
 
 	/* the body must be copied: clobber and free ours right away */
 	body = malloc(sizeof(sent));
@@ -383,7 +101,7 @@ test_http_post_roundtrip(void **state)
 	assert_int_equal(g.n, 0); /* never from inside the call */
 	assert_int_equal(net_http_active(h), 1);
 
-	assert_true(run_until(&loop, &g.n, 1, 3000));
+	assert_true(th_run_until(&loop, &g.n, 1, 3000));
 	assert_int_equal(net_http_active(h), 0);
 	assert_int_equal(s.requests, 1);
 	assert_string_equal(s.method, "POST");
@@ -404,8 +122,8 @@ test_http_post_roundtrip(void **state)
 	assert_string_equal(g.ctype, "application/json");
 
 	net_http_free(h);
-	srv_stop(&s);
-	drain_and_close(&loop);
+	th_srv_stop(&s);
+	th_drain_and_close(&loop);
 	assert_int_equal(g.n, 1);
 	free(url);
 	got_release(&g);
@@ -417,20 +135,20 @@ test_http_basic_auth(void **state)
 	uv_loop_t loop;
 	net_http *h;
 	net_http_req req;
-	srv s;
+	th_srv s;
 	got g = {0};
 	char *url, *b64, *want;
 
 	uv_loop_init(&loop);
-	srv_start(&loop, &s);
+	th_srv_start(&loop, &s);
 	assert_int_equal(net_http_new(&loop, &h), 0);
-	url = url_for(&s, "/devices");
+	url = th_url_for(&s, "/devices");
 	memset(&req, 0, sizeof(req));
 	req.method = "GET";
 	req.url = url;
 	req.userpwd = "renewd:s3cr:et";
 	assert_int_equal(net_http_request(h, &req, got_cb, &g), 0);
-	assert_true(run_until(&loop, &g.n, 1, 3000));
+	assert_true(th_run_until(&loop, &g.n, 1, 3000));
 
 	b64 = rn_base64("renewd:s3cr:et", 14);
 	want = rn_asprintf("\r\nAuthorization: Basic %s\r\n", b64);
@@ -444,8 +162,8 @@ test_http_basic_auth(void **state)
 	assert_string_equal(g.ctype, "text/plain");
 
 	net_http_free(h);
-	srv_stop(&s);
-	drain_and_close(&loop);
+	th_srv_stop(&s);
+	th_drain_and_close(&loop);
 	free(b64);
 	free(want);
 	free(url);
@@ -459,21 +177,21 @@ test_http_status_is_not_error(void **state)
 	uv_loop_t loop;
 	net_http *h;
 	net_http_req req;
-	srv s;
+	th_srv s;
 	got g = {0};
 	char *url;
 
 	uv_loop_init(&loop);
-	srv_start(&loop, &s);
+	th_srv_start(&loop, &s);
 	s.status = 500;
 	s.body = "boom";
 	s.body_len = 4;
 	assert_int_equal(net_http_new(&loop, &h), 0);
-	url = url_for(&s, "/x");
+	url = th_url_for(&s, "/x");
 	memset(&req, 0, sizeof(req));
 	req.url = url;
 	assert_int_equal(net_http_request(h, &req, got_cb, &g), 0);
-	assert_true(run_until(&loop, &g.n, 1, 3000));
+	assert_true(th_run_until(&loop, &g.n, 1, 3000));
 	assert_int_equal(g.rc, 0);
 	assert_int_equal(g.status, 500);
 	assert_string_equal(g.body, "boom");
@@ -483,7 +201,7 @@ test_http_status_is_not_error(void **state)
 	s.extra_header = "Location: /elsewhere";
 	s.body_len = 0;
 	assert_int_equal(net_http_request(h, &req, got_cb, &g), 0);
-	assert_true(run_until(&loop, &g.n, 2, 3000));
+	assert_true(th_run_until(&loop, &g.n, 2, 3000));
 	assert_int_equal(g.rc, 0);
 	assert_int_equal(g.status, 302);
 	assert_int_equal(g.body_len, 0);
@@ -492,8 +210,8 @@ test_http_status_is_not_error(void **state)
 	assert_string_equal(s.target, "/x");
 
 	net_http_free(h);
-	srv_stop(&s);
-	drain_and_close(&loop);
+	th_srv_stop(&s);
+	th_drain_and_close(&loop);
 	free(url);
 	got_release(&g);
 }
@@ -504,25 +222,25 @@ test_http_connection_reuse(void **state)
 	uv_loop_t loop;
 	net_http *h;
 	net_http_req req;
-	srv s;
+	th_srv s;
 	got g = {0};
 	char *url;
 
 	uv_loop_init(&loop);
-	srv_start(&loop, &s);
+	th_srv_start(&loop, &s);
 	assert_int_equal(net_http_new(&loop, &h), 0);
-	url = url_for(&s, "/one");
+	url = th_url_for(&s, "/one");
 	memset(&req, 0, sizeof(req));
 	req.url = url;
 	assert_int_equal(net_http_request(h, &req, got_cb, &g), 0);
-	assert_true(run_until(&loop, &g.n, 1, 3000));
+	assert_true(th_run_until(&loop, &g.n, 1, 3000));
 	assert_int_equal(g.rc, 0);
 
 	req.method = "PUT";
 	req.body = "second";
 	req.body_len = 6;
 	assert_int_equal(net_http_request(h, &req, got_cb, &g), 0);
-	assert_true(run_until(&loop, &g.n, 2, 3000));
+	assert_true(th_run_until(&loop, &g.n, 2, 3000));
 	assert_int_equal(g.rc, 0);
 	assert_int_equal(g.status, 200);
 	assert_int_equal(s.requests, 2);
@@ -532,8 +250,8 @@ test_http_connection_reuse(void **state)
 	assert_int_equal(s.accepts, 1);
 
 	net_http_free(h);
-	srv_stop(&s);
-	drain_and_close(&loop);
+	th_srv_stop(&s);
+	th_drain_and_close(&loop);
 	free(url);
 	got_release(&g);
 }
@@ -544,23 +262,23 @@ test_http_concurrent(void **state)
 	uv_loop_t loop;
 	net_http *h;
 	net_http_req req;
-	srv s;
+	th_srv s;
 	got g[5];
 	int i, done = 0;
 	char *url;
 
 	memset(g, 0, sizeof(g));
 	uv_loop_init(&loop);
-	srv_start(&loop, &s);
+	th_srv_start(&loop, &s);
 	assert_int_equal(net_http_new(&loop, &h), 0);
-	url = url_for(&s, "/many");
+	url = th_url_for(&s, "/many");
 	memset(&req, 0, sizeof(req));
 	req.url = url;
 	for (i = 0; i < 5; i++)
 		assert_int_equal(net_http_request(h, &req, got_cb, &g[i]), 0);
 	assert_int_equal(net_http_active(h), 5);
 	for (i = 0; i < 5; i++) {
-		assert_true(run_until(&loop, &g[i].n, 1, 3000));
+		assert_true(th_run_until(&loop, &g[i].n, 1, 3000));
 		done++;
 	}
 	assert_int_equal(done, 5);
@@ -575,8 +293,8 @@ test_http_concurrent(void **state)
 	assert_int_equal(net_http_active(h), 0);
 
 	net_http_free(h);
-	srv_stop(&s);
-	drain_and_close(&loop);
+	th_srv_stop(&s);
+	th_drain_and_close(&loop);
 	free(url);
 }
 
@@ -586,23 +304,23 @@ test_http_timeout(void **state)
 	uv_loop_t loop;
 	net_http *h;
 	net_http_req req;
-	srv s;
+	th_srv s;
 	got g = {0};
 	char *url;
 	uint64_t t0, ms;
 
 	uv_loop_init(&loop);
-	srv_start(&loop, &s);
+	th_srv_start(&loop, &s);
 	s.respond = 0;
 	assert_int_equal(net_http_new(&loop, &h), 0);
-	url = url_for(&s, "/slow");
+	url = th_url_for(&s, "/slow");
 	memset(&req, 0, sizeof(req));
 	req.url = url;
 	req.timeout_ms = 300;
 	t0 = uv_hrtime();
 	assert_int_equal(net_http_request(h, &req, got_cb, &g), 0);
-	assert_true(run_until(&loop, &g.n, 1, 3000));
-	ms = ms_since(t0);
+	assert_true(th_run_until(&loop, &g.n, 1, 3000));
+	ms = th_ms_since(t0);
 	assert_int_equal(g.rc, RN_ETIMEDOUT);
 	assert_int_equal(g.status, 0);
 	assert_non_null(g.error);
@@ -613,8 +331,8 @@ test_http_timeout(void **state)
 	assert_int_equal(s.requests, 1);
 
 	net_http_free(h);
-	srv_stop(&s);
-	drain_and_close(&loop);
+	th_srv_stop(&s);
+	th_drain_and_close(&loop);
 	free(url);
 	got_release(&g);
 }
@@ -623,10 +341,7 @@ static void
 test_http_refused(void **state)
 {
 	uv_loop_t loop;
-	uv_tcp_t t;
-	struct sockaddr_in a;
-	struct sockaddr_storage ss;
-	int len = sizeof(ss), port;
+	int port;
 	net_http *h;
 	net_http_req req;
 	got g = {0};
@@ -634,28 +349,21 @@ test_http_refused(void **state)
 
 	uv_loop_init(&loop);
 	/* a port that was just ours and is now closed */
-	uv_tcp_init(&loop, &t);
-	uv_ip4_addr("127.0.0.1", 0, &a);
-	assert_int_equal(uv_tcp_bind(&t, (const struct sockaddr *)&a, 0), 0);
-	assert_int_equal(uv_tcp_getsockname(&t, (struct sockaddr *)&ss, &len),
-			 0);
-	port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	uv_close((uv_handle_t *)&t, NULL);
-	uv_run(&loop, UV_RUN_NOWAIT);
+	port = th_closed_port(&loop);
 
 	assert_int_equal(net_http_new(&loop, &h), 0);
 	url = rn_asprintf("http://127.0.0.1:%d/", port);
 	memset(&req, 0, sizeof(req));
 	req.url = url;
 	assert_int_equal(net_http_request(h, &req, got_cb, &g), 0);
-	assert_true(run_until(&loop, &g.n, 1, 3000));
+	assert_true(th_run_until(&loop, &g.n, 1, 3000));
 	assert_int_equal(g.rc, RN_EIO);
 	assert_int_equal(g.status, 0);
 	assert_non_null(g.error);
 	assert_true(g.error[0] != '\0');
 
 	net_http_free(h);
-	drain_and_close(&loop);
+	th_drain_and_close(&loop);
 	free(url);
 	got_release(&g);
 }
@@ -675,7 +383,7 @@ test_http_other_scheme(void **state)
 	req.url = "file:///etc/passwd";
 	assert_int_equal(net_http_request(h, &req, got_cb, &g), 0);
 	assert_int_equal(g.n, 0);
-	assert_true(run_until(&loop, &g.n, 1, 3000));
+	assert_true(th_run_until(&loop, &g.n, 1, 3000));
 	assert_int_equal(g.rc, RN_EIO);
 	assert_int_equal(g.body_len, 0);
 
@@ -687,7 +395,7 @@ test_http_other_scheme(void **state)
 	assert_int_equal(net_http_active(h), 0);
 
 	net_http_free(h);
-	drain_and_close(&loop);
+	th_drain_and_close(&loop);
 	assert_int_equal(g.n, 1);
 	got_release(&g);
 }
@@ -710,15 +418,15 @@ test_http_response_cap(void **state)
 	uv_loop_t loop;
 	net_http *h;
 	net_http_req req;
-	srv s;
+	th_srv s;
 	got g = {0};
 	char *url, *body = big_body(5000);
 
 	uv_loop_init(&loop);
-	srv_start(&loop, &s);
+	th_srv_start(&loop, &s);
 	s.body = body;
 	assert_int_equal(net_http_new(&loop, &h), 0);
-	url = url_for(&s, "/big");
+	url = th_url_for(&s, "/big");
 	memset(&req, 0, sizeof(req));
 	req.url = url;
 	req.max_response = 1000;
@@ -726,28 +434,28 @@ test_http_response_cap(void **state)
 	/* exactly the cap is fine */
 	s.body_len = 1000;
 	assert_int_equal(net_http_request(h, &req, got_cb, &g), 0);
-	assert_true(run_until(&loop, &g.n, 1, 3000));
+	assert_true(th_run_until(&loop, &g.n, 1, 3000));
 	assert_int_equal(g.rc, 0);
 	assert_int_equal(g.body_len, 1000);
 	assert_memory_equal(g.body, body, 1000);
 
 	s.body_len = 5000;
 	assert_int_equal(net_http_request(h, &req, got_cb, &g), 0);
-	assert_true(run_until(&loop, &g.n, 2, 3000));
+	assert_true(th_run_until(&loop, &g.n, 2, 3000));
 	assert_int_equal(g.rc, RN_ETOOBIG);
 	assert_true(g.body_len <= 1000);
 
 	s.no_length = 1;
 	assert_int_equal(net_http_request(h, &req, got_cb, &g), 0);
-	assert_true(run_until(&loop, &g.n, 3, 3000));
+	assert_true(th_run_until(&loop, &g.n, 3, 3000));
 	assert_int_equal(g.rc, RN_ETOOBIG);
 	assert_true(g.body_len <= 1000);
 	assert_non_null(g.error);
 	assert_int_equal(s.requests, 3);
 
 	net_http_free(h);
-	srv_stop(&s);
-	drain_and_close(&loop);
+	th_srv_stop(&s);
+	th_drain_and_close(&loop);
 	free(url);
 	free(body);
 	got_release(&g);
@@ -759,27 +467,27 @@ test_http_free_in_flight(void **state)
 	uv_loop_t loop;
 	net_http *h;
 	net_http_req req;
-	srv s;
+	th_srv s;
 	got g1 = {0}, g2 = {0};
 	char *url;
 
 	uv_loop_init(&loop);
-	srv_start(&loop, &s);
+	th_srv_start(&loop, &s);
 	s.respond = 0;
 	assert_int_equal(net_http_new(&loop, &h), 0);
-	url = url_for(&s, "/hang");
+	url = th_url_for(&s, "/hang");
 	memset(&req, 0, sizeof(req));
 	req.url = url;
 	req.timeout_ms = 5000;
 	assert_int_equal(net_http_request(h, &req, got_cb, &g1), 0);
-	assert_true(run_until(&loop, &s.requests, 1, 3000));
+	assert_true(th_run_until(&loop, &s.requests, 1, 3000));
 	assert_int_equal(g1.n, 0);
 	/* one on the wire, one not even started */
 	assert_int_equal(net_http_request(h, &req, got_cb, &g2), 0);
 	assert_int_equal(net_http_active(h), 2);
 	net_http_free(h);
-	srv_stop(&s);
-	drain_and_close(&loop);
+	th_srv_stop(&s);
+	th_drain_and_close(&loop);
 	assert_int_equal(g1.n, 1);
 	assert_int_equal(g1.rc, RN_ECANCELED);
 	assert_int_equal(g2.n, 1);
@@ -797,32 +505,32 @@ test_http_free_from_callback(void **state)
 	uv_loop_t loop;
 	net_http *h;
 	net_http_req req;
-	srv s, hang;
+	th_srv s, hang;
 	got g1 = {0}, g2 = {0};
 	char *url1, *url2;
 
 	uv_loop_init(&loop);
-	srv_start(&loop, &s);
-	srv_start(&loop, &hang);
+	th_srv_start(&loop, &s);
+	th_srv_start(&loop, &hang);
 	hang.respond = 0;
 	assert_int_equal(net_http_new(&loop, &h), 0);
-	url1 = url_for(&s, "/fast");
-	url2 = url_for(&hang, "/hang");
+	url1 = th_url_for(&s, "/fast");
+	url2 = th_url_for(&hang, "/hang");
 	memset(&req, 0, sizeof(req));
 	req.url = url2;
 	assert_int_equal(net_http_request(h, &req, got_cb, &g2), 0);
-	assert_true(run_until(&loop, &hang.requests, 1, 3000));
+	assert_true(th_run_until(&loop, &hang.requests, 1, 3000));
 	req.url = url1;
 	g1.free_me = h;
 	assert_int_equal(net_http_request(h, &req, got_cb, &g1), 0);
-	assert_true(run_until(&loop, &g1.n, 1, 3000));
+	assert_true(th_run_until(&loop, &g1.n, 1, 3000));
 	assert_int_equal(g1.rc, 0);
 	assert_int_equal(g1.status, 200);
 	assert_int_equal(g2.n, 1);
 	assert_int_equal(g2.rc, RN_ECANCELED);
-	srv_stop(&s);
-	srv_stop(&hang);
-	drain_and_close(&loop);
+	th_srv_stop(&s);
+	th_srv_stop(&hang);
+	th_drain_and_close(&loop);
 	assert_int_equal(g1.n, 1);
 	assert_int_equal(g2.n, 1);
 	free(url1);
@@ -881,7 +589,7 @@ test_proc_stdin_and_output(void **state)
 	free(in);
 	assert_int_equal(g.n, 0);
 	assert_int_equal(net_proc_active(), 1);
-	assert_true(run_until(&loop, &g.n, 1, 5000));
+	assert_true(th_run_until(&loop, &g.n, 1, 5000));
 	assert_int_equal(g.rc, 0);
 	assert_int_equal(g.exit_status, 3);
 	assert_int_equal(g.term_signal, 0);
@@ -914,7 +622,7 @@ test_proc_env(void **state)
 	o.env_extra = extra;
 	o.timeout_ms = 5000;
 	assert_int_equal(net_proc_run(&loop, &o, pgot_cb, &g), 0);
-	assert_true(run_until(&loop, &g.n, 1, 5000));
+	assert_true(th_run_until(&loop, &g.n, 1, 5000));
 	assert_int_equal(g.rc, 0);
 	assert_int_equal(g.exit_status, 0);
 	assert_string_equal(g.out, "bar:new:kept");
@@ -929,28 +637,41 @@ test_proc_env(void **state)
 	free(g.out);
 }
 
-static void
-test_proc_timeout_term(void **state)
+/*
+ * Run argv with a timeout of timeout_ms, wait up to wait_ms for the result
+ * in *g, and return the milliseconds that took. The loop must close.
+ */
+static uint64_t
+proc_timed(char **argv, int64_t timeout_ms, uint64_t wait_ms, pgot *g)
 {
-	char *argv[] = {"sleep", "10", NULL};
 	uv_loop_t loop;
 	net_proc_opts o;
-	pgot g = {0};
 	uint64_t t0, ms;
 
 	uv_loop_init(&loop);
 	memset(&o, 0, sizeof(o));
 	o.argv = argv;
-	o.timeout_ms = 200;
+	o.timeout_ms = timeout_ms;
 	t0 = uv_hrtime();
-	assert_int_equal(net_proc_run(&loop, &o, pgot_cb, &g), 0);
-	assert_true(run_until(&loop, &g.n, 1, 5000));
-	ms = ms_since(t0);
+	assert_int_equal(net_proc_run(&loop, &o, pgot_cb, g), 0);
+	assert_true(th_run_until(&loop, &g->n, 1, wait_ms));
+	ms = th_ms_since(t0);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	return ms;
+}
+
+static void
+test_proc_timeout_term(void **state)
+{
+	char *argv[] = {"sleep", "10", NULL};
+	pgot g = {0};
+	uint64_t ms;
+
+	ms = proc_timed(argv, 200, 5000, &g);
 	assert_int_equal(g.rc, RN_ETIMEDOUT);
 	assert_int_equal(g.term_signal, SIGTERM);
 	assert_true(ms >= 150);
 	assert_true(ms < 1500);
-	assert_int_equal(uv_loop_close(&loop), 0);
 	free(g.out);
 }
 
@@ -958,24 +679,14 @@ static void
 test_proc_timeout_kill(void **state)
 {
 	char *argv[] = {"sh", "-c", "trap '' TERM; sleep 10", NULL};
-	uv_loop_t loop;
-	net_proc_opts o;
 	pgot g = {0};
-	uint64_t t0, ms;
+	uint64_t ms;
 
-	uv_loop_init(&loop);
-	memset(&o, 0, sizeof(o));
-	o.argv = argv;
-	o.timeout_ms = 200;
-	t0 = uv_hrtime();
-	assert_int_equal(net_proc_run(&loop, &o, pgot_cb, &g), 0);
-	assert_true(run_until(&loop, &g.n, 1, 6000));
-	ms = ms_since(t0);
+	ms = proc_timed(argv, 200, 6000, &g);
 	assert_int_equal(g.rc, RN_ETIMEDOUT);
 	assert_int_equal(g.term_signal, SIGKILL);
 	assert_true(ms >= 2100);
 	assert_true(ms < 4000);
-	assert_int_equal(uv_loop_close(&loop), 0);
 	free(g.out);
 }
 
@@ -984,24 +695,14 @@ static void
 test_proc_timeout_group(void **state)
 {
 	char *argv[] = {"sh", "-c", "sleep 10 & echo started", NULL};
-	uv_loop_t loop;
-	net_proc_opts o;
 	pgot g = {0};
-	uint64_t t0, ms;
+	uint64_t ms;
 
-	uv_loop_init(&loop);
-	memset(&o, 0, sizeof(o));
-	o.argv = argv;
-	o.timeout_ms = 300;
-	t0 = uv_hrtime();
-	assert_int_equal(net_proc_run(&loop, &o, pgot_cb, &g), 0);
-	assert_true(run_until(&loop, &g.n, 1, 6000));
-	ms = ms_since(t0);
+	ms = proc_timed(argv, 300, 6000, &g);
 	assert_int_equal(g.rc, RN_ETIMEDOUT);
 	assert_int_equal(g.exit_status, 0);
 	assert_string_equal(g.out, "started\n");
 	assert_true(ms < 1500);
-	assert_int_equal(uv_loop_close(&loop), 0);
 	free(g.out);
 }
 
@@ -1020,7 +721,7 @@ test_proc_output_cap(void **state)
 	o.timeout_ms = 5000;
 	o.output_cap = 1000;
 	assert_int_equal(net_proc_run(&loop, &o, pgot_cb, &g), 0);
-	assert_true(run_until(&loop, &g.n, 1, 5000));
+	assert_true(th_run_until(&loop, &g.n, 1, 5000));
 	assert_int_equal(g.rc, 0);
 	/* it completed: head wrote everything and exited on its own */
 	assert_int_equal(g.exit_status, 0);
@@ -1062,9 +763,9 @@ test_proc_stdin_edges(void **state)
 	assert_int_equal(net_proc_run(&loop, &o, pgot_cb, &g3), 0);
 	free(in);
 	assert_int_equal(net_proc_active(), 3);
-	assert_true(run_until(&loop, &g1.n, 1, 5000));
-	assert_true(run_until(&loop, &g2.n, 1, 5000));
-	assert_true(run_until(&loop, &g3.n, 1, 5000));
+	assert_true(th_run_until(&loop, &g1.n, 1, 5000));
+	assert_true(th_run_until(&loop, &g2.n, 1, 5000));
+	assert_true(th_run_until(&loop, &g3.n, 1, 5000));
 	assert_int_equal(g1.rc, 0);
 	assert_int_equal(g1.exit_status, 0);
 	assert_string_equal(g1.out, "aaaaaaaaaa");
@@ -1100,7 +801,7 @@ test_proc_spawn_failure(void **state)
 	o.argv = rel;
 	assert_int_equal(net_proc_run(&loop, &o, pgot_cb, &g), RN_ENOTFOUND);
 	assert_int_equal(net_proc_active(), 0);
-	drain_and_close(&loop);
+	th_drain_and_close(&loop);
 	assert_int_equal(g.n, 0);
 }
 
@@ -1123,9 +824,9 @@ test_proc_kill_all(void **state)
 	t0 = uv_hrtime();
 	net_proc_kill_all();
 	assert_int_equal(g1.n + g2.n, 0); /* callbacks follow, from the loop */
-	assert_true(run_until(&loop, &g1.n, 1, 3000));
-	assert_true(run_until(&loop, &g2.n, 1, 3000));
-	assert_true(ms_since(t0) < 1500);
+	assert_true(th_run_until(&loop, &g1.n, 1, 3000));
+	assert_true(th_run_until(&loop, &g2.n, 1, 3000));
+	assert_true(th_ms_since(t0) < 1500);
 	assert_int_equal(g1.rc, RN_ECANCELED);
 	assert_int_equal(g1.term_signal, SIGKILL);
 	assert_int_equal(g2.rc, RN_ECANCELED);
