@@ -24,7 +24,8 @@ enum {
 	ST_JOB_RETRY, ST_EVENT_INSERT, ST_JOBS_RECOVER_SEL, ST_JOB_RECOVER,
 	ST_EVENTS, ST_TOKEN_INSERT, ST_JOB_COUNTS, ST_CERT_COUNTS,
 	ST_JOB_VERIFY, ST_CERT_SET_RENEW_AT, ST_REARM_SELECT, ST_JOBS_LIST,
-	ST_JOBS_LIST_STATE,
+	ST_JOBS_LIST_STATE, ST_SCHED_INSERT, ST_SCHED_DROP_CURRENT,
+	ST_SCHED_DELETE, ST_SCHED_SET,
 	ST__COUNT
 };
 
@@ -34,9 +35,18 @@ struct store {
 	sqlite3_stmt *st[ST__COUNT];
 };
 
+/*
+ * 'renewing' is not stored: a current certificate is renewing exactly when
+ * it is not in renewal_schedule (its job took it out), so the scan never
+ * has to rewrite certificate rows.
+ */
+#define CERT_STATE                                                         \
+	"(CASE WHEN state = 'active' AND NOT EXISTS (SELECT 1 FROM "        \
+	"renewal_schedule rs WHERE rs.cert_id = managed_certificates.id) "  \
+	"THEN 'renewing' ELSE state END)"
 #define CERT_COLS                                                          \
 	"id, host_uuid, profile_uuid, ca_name, serial, subject, issuer, "   \
-	"sha256, renewal_id, state, policy, not_valid_before, "            \
+	"sha256, renewal_id, " CERT_STATE ", policy, not_valid_before, "   \
 	"not_valid_after, renew_at, job_id, created_at, updated_at"
 #define JOB_COLS                                                           \
 	"id, host_uuid, profile_uuid, ca_name, kind, renewal_id, "         \
@@ -73,20 +83,32 @@ static const char *const sql_text[ST__COUNT] = {
 	[ST_CERT_SUPERSEDE] =
 	    "UPDATE managed_certificates SET state = 'superseded', "
 	    "updated_at = ?4 WHERE host_uuid = ?1 AND profile_uuid = ?2 AND "
-	    "ca_name = ?3 AND state IN ('active','renewing')",
+	    "ca_name = ?3 AND state = 'active'",
 	[ST_CERT_GET] = "SELECT " CERT_COLS
 			" FROM managed_certificates WHERE id = ?1",
 	[ST_CERT_CURRENT] = "SELECT " CERT_COLS
 			    " FROM managed_certificates WHERE host_uuid = ?1 "
 			    "AND profile_uuid = ?2 AND ca_name = ?3 AND "
-			    "state IN ('active','renewing')",
-	[ST_SCAN_SELECT] = "SELECT id, host_uuid, profile_uuid, ca_name FROM "
-			   "managed_certificates WHERE state = 'active' AND "
-			   "renew_at <= ?1 ORDER BY renew_at LIMIT ?2",
-	[ST_SCAN_MARK] = "UPDATE managed_certificates SET state = 'renewing', "
-			 "updated_at = ?2 WHERE id = ?1 AND state = 'active'",
-	[ST_NEXT_DUE] = "SELECT MIN(renew_at) FROM managed_certificates "
-			"WHERE state = 'active'",
+			    "state = 'active'",
+	[ST_SCAN_SELECT] = "SELECT s.cert_id, c.host_uuid, c.profile_uuid, "
+			   "c.ca_name, s.renew_at FROM renewal_schedule s "
+			   "JOIN managed_certificates c ON c.id = s.cert_id "
+			   "WHERE s.renew_at <= ?1 ORDER BY s.renew_at "
+			   "LIMIT ?2",
+	[ST_SCAN_MARK] = "DELETE FROM renewal_schedule WHERE cert_id = ?1",
+	[ST_SCHED_DELETE] = "DELETE FROM renewal_schedule WHERE renew_at = ?1 "
+			    "AND cert_id = ?2",
+	[ST_SCHED_INSERT] = "INSERT OR REPLACE INTO renewal_schedule "
+			    "(renew_at, cert_id) SELECT ?2, id FROM "
+			    "managed_certificates WHERE id = ?1 AND "
+			    "state = 'active'",
+	[ST_SCHED_DROP_CURRENT] =
+	    "DELETE FROM renewal_schedule WHERE cert_id IN (SELECT id FROM "
+	    "managed_certificates WHERE host_uuid = ?1 AND profile_uuid = ?2 "
+	    "AND ca_name = ?3 AND state = 'active')",
+	[ST_SCHED_SET] = "UPDATE renewal_schedule SET renew_at = ?2 "
+			 "WHERE cert_id = ?1",
+	[ST_NEXT_DUE] = "SELECT MIN(renew_at) FROM renewal_schedule",
 	[ST_JOB_INSERT] =
 	    "INSERT INTO renewal_jobs (host_uuid, profile_uuid, ca_name, kind, "
 	    "cert_id, state, attempts, next_attempt_at, created_at, "
@@ -123,9 +145,8 @@ static const char *const sql_text[ST__COUNT] = {
 			     "WHERE id = ?1 AND state = ?2",
 	[ST_JOB_FINAL] = "UPDATE renewal_jobs SET state = ?3, last_error = ?4, "
 			 "updated_at = ?5 WHERE id = ?1 AND state = ?2",
-	[ST_CERT_REARM] = "UPDATE managed_certificates SET state = 'active', "
-			  "renew_at = ?2, updated_at = ?3 WHERE id = ?1 AND "
-			  "state = 'renewing'",
+	[ST_CERT_REARM] = "UPDATE managed_certificates SET renew_at = ?2, "
+			  "updated_at = ?3 WHERE id = ?1 AND state = 'active'",
 	[ST_JOB_RETRY] = "UPDATE renewal_jobs SET state = 'queued', "
 			 "attempts = CASE WHEN state = 'queued' THEN attempts "
 			 "ELSE 0 END, renewal_id = CASE WHEN state = 'queued' "
@@ -148,7 +169,8 @@ static const char *const sql_text[ST__COUNT] = {
 	[ST_JOB_COUNTS] = "SELECT state, COUNT(*) FROM renewal_jobs "
 			  "GROUP BY state",
 	[ST_CERT_COUNTS] = "SELECT state, COUNT(*) FROM managed_certificates "
-			   "GROUP BY state",
+			   "GROUP BY state UNION ALL SELECT 'scheduled', "
+			   "COUNT(*) FROM renewal_schedule",
 	[ST_JOB_VERIFY] = "UPDATE renewal_jobs SET state = 'verified', "
 			  "last_error = NULL, updated_at = ?2 WHERE id = ?1 "
 			  "AND state IN " OPEN_STATES,
@@ -718,6 +740,19 @@ store_job_event(store *s, int64_t id, const char *event, const char *detail,
 
 /* ---- certificates ----------------------------------------------------- */
 
+/* Put a current certificate into the due queue at renew_at. */
+static int
+schedule(store *s, int64_t cert_id, int64_t renew_at)
+{
+	sqlite3_stmt *st = stmt(s, ST_SCHED_INSERT);
+
+	if (st == NULL)
+		return RN_ESTORE;
+	sqlite3_bind_int64(st, 1, cert_id);
+	sqlite3_bind_int64(st, 2, renew_at);
+	return exec_stmt(s, st, NULL);
+}
+
 int
 store_cert_install(store *s, store_cert *c, int64_t job_id, int64_t now,
 		   int *dup)
@@ -751,6 +786,17 @@ store_cert_install(store *s, store_cert *c, int64_t job_id, int64_t now,
 		rc = sqerr(s, rc);
 		goto out;
 	}
+	st = stmt(s, ST_SCHED_DROP_CURRENT);
+	if (st == NULL) {
+		rc = RN_ESTORE;
+		goto out;
+	}
+	bind_text(st, 1, c->host_uuid);
+	bind_text(st, 2, c->profile_uuid);
+	bind_text(st, 3, c->ca_name);
+	rc = exec_stmt(s, st, NULL);
+	if (rc)
+		goto out;
 	st = stmt(s, ST_CERT_SUPERSEDE);
 	if (st == NULL) {
 		rc = RN_ESTORE;
@@ -802,6 +848,9 @@ store_cert_install(store *s, store_cert *c, int64_t job_id, int64_t now,
 		goto out;
 	c->id = sqlite3_last_insert_rowid(s->db);
 	c->job_id = job_id;
+	rc = schedule(s, c->id, c->renew_at);
+	if (rc)
+		goto out;
 	if (job_id) {
 		char *d = rn_asprintf("certificate %lld serial %s sha256 %s",
 				      (long long)c->id, c->serial, c->sha256);
@@ -855,7 +904,7 @@ store_certs_each(store *s, const store_cert_filter *f, store_cert_cb cb,
 	if (f->host_uuid)
 		rn_buf_adds(&sql, " AND host_uuid = ?1");
 	if (f->state)
-		rn_buf_adds(&sql, " AND state = ?2");
+		rn_buf_adds(&sql, " AND " CERT_STATE " = ?2");
 	if (f->expiring_before) {
 		rn_buf_adds(&sql, " AND not_valid_after < ?3");
 		order = " ORDER BY not_valid_after";
@@ -937,6 +986,13 @@ store_certs_rearm(store *s, int64_t after, int limit, store_renew_at_cb cb,
 		sqlite3_bind_int64(up, 2, at);
 		bind_text(up, 3, pol);
 		rc = exec_stmt(s, up, NULL);
+		if (rc)
+			break;
+		/* no-op for a certificate with an open job */
+		up = stmt(s, ST_SCHED_SET);
+		sqlite3_bind_int64(up, 1, rows[i].id);
+		sqlite3_bind_int64(up, 2, at);
+		rc = exec_stmt(s, up, NULL);
 		(*n)++;
 	}
 	if (count > 0)
@@ -952,7 +1008,7 @@ store_certs_rearm(store *s, int64_t after, int limit, store_renew_at_cb cb,
 /* ---- scan ------------------------------------------------------------- */
 
 typedef struct due_row {
-	int64_t id;
+	int64_t id, renew_at;
 	char *host, *profile, *ca;
 } due_row;
 
@@ -984,6 +1040,7 @@ store_scan_due(store *s, int64_t now, int limit, int *seen, int *enqueued)
 		rows[count].host = col_text(st, 1);
 		rows[count].profile = col_text(st, 2);
 		rows[count].ca = col_text(st, 3);
+		rows[count].renew_at = sqlite3_column_int64(st, 4);
 		count++;
 	}
 	sqlite3_reset(st);
@@ -1012,13 +1069,13 @@ store_scan_due(store *s, int64_t now, int limit, int *seen, int *enqueued)
 			(*enqueued)++;
 		}
 		/* With or without a new job (an open one renews it), the
-		 * certificate leaves the due index. */
-		st = stmt(s, ST_SCAN_MARK);
+		 * certificate leaves the due queue. */
+		st = stmt(s, ST_SCHED_DELETE);
 		if (rc == RN_OK && st == NULL)
 			rc = RN_ESTORE;
 		if (rc == RN_OK) {
-			sqlite3_bind_int64(st, 1, rows[i].id);
-			sqlite3_bind_int64(st, 2, now);
+			sqlite3_bind_int64(st, 1, rows[i].renew_at);
+			sqlite3_bind_int64(st, 2, rows[i].id);
 			rc = exec_stmt(s, st, NULL);
 		}
 	}
@@ -1097,7 +1154,6 @@ store_job_enqueue(store *s, const char *host, const char *profile,
 	if (rc == RN_OK && cert_id) {
 		st = stmt(s, ST_SCAN_MARK);
 		sqlite3_bind_int64(st, 1, cert_id);
-		sqlite3_bind_int64(st, 2, now);
 		rc = exec_stmt(s, st, NULL);
 	}
 out:
@@ -1296,6 +1352,8 @@ rearm_cert(store *s, int64_t id, int64_t rearm_at, int64_t now)
 		sqlite3_bind_int64(st, 2, rearm_at);
 		sqlite3_bind_int64(st, 3, now);
 		rc = exec_stmt(s, st, NULL);
+		if (rc == RN_OK)
+			rc = schedule(s, j.cert_id, rearm_at);
 	}
 	store_job_release(&j);
 	return rc;
@@ -1401,10 +1459,7 @@ store_job_retry(store *s, int64_t id, int64_t now)
 		/* a reopened job renews its certificate again */
 		st = stmt(s, ST_SCAN_MARK);
 		sqlite3_bind_int64(st, 1, j.cert_id);
-		sqlite3_bind_int64(st, 2, now);
 		rc = exec_stmt(s, st, NULL);
-		if (rc == RN_EEXIST)
-			rc = RN_OK; /* superseded meanwhile: nothing to mark */
 	}
 	if (rc == RN_OK)
 		rc = event_insert(s, id, "retry", "requested by operator",
@@ -1530,8 +1585,40 @@ store_job_counts(store *s, store_count *out, size_t max, size_t *n)
 	return counts(s, ST_JOB_COUNTS, out, max, n);
 }
 
+/*
+ * Stored states plus the derived one: of the 'active' rows, those not in
+ * the due queue are 'renewing'. Two aggregate reads, no per-row probe.
+ */
 int
 store_cert_counts(store *s, store_count *out, size_t max, size_t *n)
 {
-	return counts(s, ST_CERT_COUNTS, out, max, n);
+	store_count tmp[8];
+	int64_t scheduled = 0, active = 0;
+	size_t m = 0, i;
+	int rc = counts(s, ST_CERT_COUNTS, tmp, 8, &m);
+
+	*n = 0;
+	if (rc)
+		return rc;
+	for (i = 0; i < m; i++) {
+		if (strcmp(tmp[i].name, "scheduled") == 0)
+			scheduled = tmp[i].n;
+		else if (strcmp(tmp[i].name, "active") == 0)
+			active = tmp[i].n;
+	}
+	for (i = 0; i < m && *n < max; i++) {
+		if (strcmp(tmp[i].name, "scheduled") == 0)
+			continue;
+		out[*n] = tmp[i];
+		if (strcmp(tmp[i].name, "active") == 0)
+			out[*n].n = scheduled;
+		if (out[*n].n > 0)
+			(*n)++;
+	}
+	if (active > scheduled && *n < max) {
+		snprintf(out[*n].name, sizeof(out[*n].name), "renewing");
+		out[*n].n = active - scheduled;
+		(*n)++;
+	}
+	return RN_OK;
 }

@@ -419,7 +419,7 @@ test_layout_wal_indexes_plan(void **state)
 	sqlite3 *db;
 	sqlite3_stmt *st;
 	char *v;
-	int uses_mc_due = 0, scans_table = 0;
+	int uses_range = 0, scans_table = 0;
 	size_t i;
 	static const char *const objects[][2] = {
 		{ "table", "hosts" },
@@ -431,7 +431,8 @@ test_layout_wal_indexes_plan(void **state)
 		{ "table", "job_events" },
 		{ "table", "scep_tokens" },
 		{ "table", "notifications" },
-		{ "index", "mc_due" },
+		{ "table", "renewal_schedule" },
+		{ "index", "rs_cert" },
 		{ "index", "mc_current" },
 		{ "index", "rj_open" },
 	};
@@ -463,27 +464,30 @@ test_layout_wal_indexes_plan(void **state)
 		sqlite3_finalize(st);
 	}
 
-	/* the due scan is an index range read on mc_due */
+	/* the due scan is a range read on the renewal_schedule primary key,
+	 * with each certificate fetched by rowid */
 	assert_int_equal(
 	    sqlite3_prepare_v2(db,
-			       "EXPLAIN QUERY PLAN SELECT id FROM "
-			       "managed_certificates WHERE state='active' AND "
-			       "renew_at <= 5 ORDER BY renew_at LIMIT 10",
+			       "EXPLAIN QUERY PLAN SELECT s.cert_id, "
+			       "c.host_uuid FROM renewal_schedule s JOIN "
+			       "managed_certificates c ON c.id = s.cert_id "
+			       "WHERE s.renew_at <= 5 ORDER BY s.renew_at "
+			       "LIMIT 10",
 			       -1, &st, NULL),
 	    SQLITE_OK);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		const char *d = (const char *)sqlite3_column_text(st, 3);
 		if (d == NULL)
 			continue;
-		if (strstr(d, "mc_due"))
-			uses_mc_due = 1;
+		if (strstr(d, "SEARCH s USING PRIMARY KEY (renew_at<?)"))
+			uses_range = 1;
 		if (strncmp(d, "SCAN", 4) == 0 && strstr(d, "INDEX") == NULL)
 			scans_table = 1;
 		if (strstr(d, "TEMP B-TREE"))
 			scans_table = 1; /* sorting instead of index order */
 	}
 	sqlite3_finalize(st);
-	assert_true(uses_mc_due);
+	assert_true(uses_range);
 	assert_false(scans_table);
 	sqlite3_close(db);
 }
