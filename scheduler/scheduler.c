@@ -197,8 +197,13 @@ on_pushed(void *arg, const mdm_result *r)
 		schedule_step(sc);
 }
 
-/* Start one attempt of a queued job: renewal ID, render, push. */
-static void
+/*
+ * Start one attempt of a queued job: renewal ID, render, push. Returns 1
+ * when the job was taken (pushed or its failure recorded), 0 when the
+ * store refused (cancelled meanwhile, or a database error), so dispatch
+ * does not spin on a job it cannot take.
+ */
+static int
 start_attempt(sched *sc, const store_job *queued, int64_t now)
 {
 	store_job j;
@@ -209,11 +214,11 @@ start_attempt(sched *sc, const store_job *queued, int64_t now)
 	int rc;
 
 	if (rn_uuid_v4(uuid))
-		return;
+		return 0;
 	snprintf(rid, sizeof(rid), "renewd-%s", uuid);
 	rc = store_job_start(sc->s, queued->id, rid, now, &j);
 	if (rc)
-		return; /* cancelled meanwhile, or the store said why */
+		return 0; /* cancelled meanwhile, or the store said why */
 	rc = renewal_render(sc->s, sc->conf, &j, now, &prof, &err);
 	if (rc) {
 		/* A template problem does not get better with retries. */
@@ -266,6 +271,7 @@ out:
 	free(d);
 	rn_buf_release(&prof);
 	store_job_release(&j);
+	return 1;
 }
 
 /* ---- dispatch --------------------------------------------------------- */
@@ -294,8 +300,7 @@ on_due_job(void *arg, const store_job *j)
 			d->rate_wait = d->now + wait;
 		return 0;
 	}
-	start_attempt(sc, j, d->now);
-	d->started++;
+	d->started += start_attempt(sc, j, d->now);
 	return 0;
 }
 
