@@ -25,7 +25,8 @@ enum {
 	ST_EVENTS, ST_TOKEN_INSERT, ST_JOB_COUNTS, ST_CERT_COUNTS,
 	ST_JOB_VERIFY, ST_CERT_SET_RENEW_AT, ST_REARM_SELECT, ST_JOBS_LIST,
 	ST_JOBS_LIST_STATE, ST_SCHED_INSERT, ST_SCHED_DROP_CURRENT,
-	ST_SCHED_DELETE, ST_SCHED_SET,
+	ST_SCHED_DELETE, ST_SCHED_SET, ST_TOKEN_GET, ST_TOKEN_CONSUME,
+	ST_HP_HAS, ST_JOB_OPEN_ROW,
 	ST__COUNT
 };
 
@@ -109,6 +110,16 @@ static const char *const sql_text[ST__COUNT] = {
 	[ST_SCHED_SET] = "UPDATE renewal_schedule SET renew_at = ?2 "
 			 "WHERE cert_id = ?1",
 	[ST_NEXT_DUE] = "SELECT MIN(renew_at) FROM renewal_schedule",
+	[ST_TOKEN_GET] = "SELECT host_uuid, profile_uuid, ca_name, job_id, "
+			 "expires_at, consumed_at FROM scep_tokens WHERE "
+			 "token_hash = ?1",
+	[ST_TOKEN_CONSUME] = "UPDATE scep_tokens SET consumed_at = ?2 WHERE "
+			     "token_hash = ?1 AND consumed_at IS NULL",
+	[ST_HP_HAS] = "SELECT 1 FROM host_profiles WHERE host_uuid = ?1 AND "
+		      "profile_uuid = ?2",
+	[ST_JOB_OPEN_ROW] = "SELECT " JOB_COLS " FROM renewal_jobs WHERE "
+			    "host_uuid = ?1 AND profile_uuid = ?2 AND "
+			    "ca_name = ?3 AND state IN " OPEN_STATES,
 	[ST_JOB_INSERT] =
 	    "INSERT INTO renewal_jobs (host_uuid, profile_uuid, ca_name, kind, "
 	    "cert_id, state, attempts, next_attempt_at, created_at, "
@@ -1557,6 +1568,86 @@ store_token_insert(store *s, const char *token_hash, const char *host,
 	sqlite3_bind_int64(st, 6, now);
 	sqlite3_bind_int64(st, 7, expires_at);
 	return exec_stmt(s, st, NULL);
+}
+
+static void
+copy_col(sqlite3_stmt *st, int i, char *dst, size_t len)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	snprintf(dst, len, "%s", t ? (const char *)t : "");
+}
+
+int
+store_token_get(store *s, const char *token_hash, store_token *out)
+{
+	sqlite3_stmt *st = stmt(s, ST_TOKEN_GET);
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (st == NULL)
+		return RN_ESTORE;
+	bind_text(st, 1, token_hash);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		copy_col(st, 0, out->host_uuid, sizeof(out->host_uuid));
+		copy_col(st, 1, out->profile_uuid, sizeof(out->profile_uuid));
+		copy_col(st, 2, out->ca_name, sizeof(out->ca_name));
+		out->job_id = sqlite3_column_int64(st, 3);
+		out->expires_at = sqlite3_column_int64(st, 4);
+		out->consumed_at = sqlite3_column_int64(st, 5);
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return RN_OK;
+	return rc == SQLITE_DONE ? RN_ENOTFOUND : sqerr(s, rc);
+}
+
+int
+store_token_consume(store *s, const char *token_hash, int64_t now)
+{
+	sqlite3_stmt *st = stmt(s, ST_TOKEN_CONSUME);
+	int rc, changes = 0;
+
+	if (st == NULL)
+		return RN_ESTORE;
+	bind_text(st, 1, token_hash);
+	sqlite3_bind_int64(st, 2, now);
+	rc = exec_stmt(s, st, &changes);
+	if (rc == RN_OK && changes == 0)
+		rc = RN_EBUSY;
+	return rc;
+}
+
+int
+store_host_profile_has(store *s, const char *host, const char *profile)
+{
+	sqlite3_stmt *st = stmt(s, ST_HP_HAS);
+	int rc;
+
+	if (st == NULL)
+		return RN_ESTORE;
+	bind_text(st, 1, host);
+	bind_text(st, 2, profile);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : sqerr(s, rc);
+}
+
+int
+store_job_open(store *s, const char *host, const char *profile,
+	       const char *ca, store_job *out)
+{
+	sqlite3_stmt *st = stmt(s, ST_JOB_OPEN_ROW);
+
+	if (st == NULL)
+		return RN_ESTORE;
+	bind_text(st, 1, host);
+	bind_text(st, 2, profile);
+	bind_text(st, 3, ca);
+	return one_job(s, st, out);
 }
 
 static int

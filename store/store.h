@@ -240,6 +240,23 @@ int store_token_insert(store *s, const char *token_hash, const char *host,
 		       const char *profile, const char *ca, int64_t job_id,
 		       int64_t expires_at, int64_t now);
 
+typedef struct store_token {
+	char host_uuid[160], profile_uuid[160], ca_name[80];
+	int64_t job_id;	     /* job that minted it, 0 if none */
+	int64_t expires_at;
+	int64_t consumed_at; /* 0 = not consumed */
+} store_token;
+
+/* The token stored under this hash; RN_ENOTFOUND when none. */
+int store_token_get(store *s, const char *token_hash, store_token *out);
+/* Mark consumed once; RN_EBUSY when it already was. */
+int store_token_consume(store *s, const char *token_hash, int64_t now);
+/* Is the profile assigned to the host? 1 / 0 (or a negative error). */
+int store_host_profile_has(store *s, const char *host, const char *profile);
+/* The open job of a triple; RN_ENOTFOUND when none. */
+int store_job_open(store *s, const char *host, const char *profile,
+		   const char *ca, store_job *out);
+
 /* ---- status ----------------------------------------------------------- */
 
 typedef struct store_count {

@@ -1014,6 +1014,53 @@ test_certs_each_filters(void **state)
 	assert_int_equal(calls, 1);
 }
 
+
+/* ---- SCEP tokens and proxy lookups ------------------------------------ */
+
+static void
+test_tokens_and_lookups(void **state)
+{
+	fx *f = *state;
+	store_token t;
+	store_job j;
+	int seen, enq;
+	int64_t j0;
+
+	/* a token is stored by hash, found once, consumed once */
+	assert_int_equal(store_token_get(f->s, "feed", &t), RN_ENOTFOUND);
+	assert_int_equal(store_token_insert(f->s, "feed", f->hosts[0], PROF,
+					    CA, 0, NOW + 7 * DAY, NOW),
+			 RN_OK);
+	assert_int_equal(store_token_get(f->s, "feed", &t), RN_OK);
+	assert_string_equal(t.host_uuid, f->hosts[0]);
+	assert_string_equal(t.profile_uuid, PROF);
+	assert_string_equal(t.ca_name, CA);
+	assert_true(t.expires_at == NOW + 7 * DAY);
+	assert_true(t.consumed_at == 0);
+	assert_int_equal(store_token_consume(f->s, "feed", NOW + 5), RN_OK);
+	assert_int_equal(store_token_consume(f->s, "feed", NOW + 6), RN_EBUSY);
+	assert_int_equal(store_token_get(f->s, "feed", &t), RN_OK);
+	assert_true(t.consumed_at == NOW + 5);
+	assert_int_equal(store_token_consume(f->s, "none", NOW), RN_EBUSY);
+	/* the same hash twice is refused */
+	assert_int_not_equal(store_token_insert(f->s, "feed", f->hosts[1],
+						PROF, CA, 0, NOW, NOW),
+			     RN_OK);
+
+	/* assignment and open-job lookups */
+	assert_int_equal(store_host_profile_has(f->s, f->hosts[0], PROF), 1);
+	assert_int_equal(store_host_profile_has(f->s, f->hosts[0], PROF2), 0);
+	assert_int_equal(store_job_open(f->s, f->hosts[0], PROF, CA, &j),
+			 RN_ENOTFOUND);
+	assert_int_equal(store_scan_due(f->s, NOW, 100, &seen, &enq), RN_OK);
+	j0 = job_of_cert(f->s, f->cert[0]);
+	assert_int_equal(store_job_open(f->s, f->hosts[0], PROF, CA, &j),
+			 RN_OK);
+	assert_true(j.id == j0);
+	assert_string_equal(j.state, JOB_QUEUED);
+	store_job_release(&j);
+}
+
 int
 main(void)
 {
@@ -1041,6 +1088,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_jobs_due_order,
 						setup_data, teardown),
 		cmocka_unit_test_setup_teardown(test_certs_each_filters,
+						setup_data, teardown),
+		cmocka_unit_test_setup_teardown(test_tokens_and_lookups,
 						setup_data, teardown),
 	};
 
