@@ -27,6 +27,7 @@
 #include "config/config.h"
 #include "profiles/profiles.h"
 #include "renewal/renewal.h"
+#include "scep/scep.h"
 #include "store/store.h"
 
 #define CTL_DEFAULT_CONFIG "/etc/renewd/renewd.yaml"
@@ -2012,9 +2013,97 @@ ctl_not_yet(const char *cmd, int argc, char **argv)
 	return CTL_FAIL;
 }
 
+typedef struct ca_test {
+	scep_ca_info info;
+	int done;
+} ca_test;
+
+static void
+on_ca_checked(void *arg, const scep_ca_info *info)
+{
+	ca_test *t = arg;
+
+	t->info = *info;
+	t->done = 1;
+}
+
+/*
+ * GetCACaps and GetCACert against a configured CA, the same check renewd
+ * runs at start-up, on a loop of its own.
+ */
+static int
+cmd_ca_test(ctl *c, const char *name)
+{
+	const cfg_ca *ca;
+	uv_loop_t loop;
+	net_http *http = NULL;
+	ca_test t;
+	char nb[RN_TIME_LEN], na[RN_TIME_LEN];
+	int rc;
+
+	if ((rc = ctl_conf_load(c)))
+		return rc;
+	ca = cfg_ca_find(c->conf->cfg, name);
+	if (ca == NULL) {
+		ctl_err("certificate authority '%s' is not in the "
+			"configuration", name);
+		return CTL_FAIL;
+	}
+	memset(&t, 0, sizeof(t));
+	uv_loop_init(&loop);
+	rc = net_http_new(&loop, &http);
+	if (rc == RN_OK)
+		rc = scep_ca_check(http, ca, on_ca_checked, &t);
+	if (rc == RN_OK)
+		while (!t.done && uv_run(&loop, UV_RUN_ONCE))
+			;
+	if (http)
+		net_http_free(http);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	if (rc != RN_OK || !t.done) {
+		ctl_err("cannot check '%s': %s", name, rn_strerror(rc));
+		return CTL_FAIL;
+	}
+	rn_time_format(t.info.not_before, nb, sizeof(nb));
+	rn_time_format(t.info.not_after, na, sizeof(na));
+	if (c->json) {
+		json_t *o = json_pack("{s:s,s:s,s:b}", "ca", name, "url",
+				      ca->url, "ok", t.info.ok);
+		if (t.info.ok) {
+			json_object_set_new(o, "subject",
+					    json_string(t.info.ca_subject));
+			json_object_set_new(o, "sha256",
+					    json_string(t.info.sha256));
+			json_object_set_new(o, "not_before", json_string(nb));
+			json_object_set_new(o, "not_after", json_string(na));
+			json_object_set_new(o, "capabilities",
+					    json_string(t.info.capabilities));
+		} else {
+			json_object_set_new(o, "error",
+					    json_string(t.info.error));
+		}
+		rc = ctl_json_print(o);
+		return t.info.ok && rc == CTL_OK ? CTL_OK : CTL_FAIL;
+	}
+	if (!t.info.ok) {
+		ctl_err("ca '%s' (%s): %s", name, ca->url, t.info.error);
+		return CTL_FAIL;
+	}
+	printf("ca            %s\n", name);
+	printf("url           %s\n", ca->url);
+	printf("subject       %s\n", t.info.ca_subject);
+	printf("sha256        %s\n", t.info.sha256);
+	printf("valid         %s to %s\n", nb, na);
+	printf("capabilities  %s\n", t.info.capabilities);
+	return CTL_OK;
+}
+
 static int
 cmd_ca(ctl *c, int argc, char **argv)
 {
+	if (argc == 2 && strcmp(argv[0], "test") == 0 && argv[1][0] != '-')
+		return cmd_ca_test(c, argv[1]);
 	return ctl_not_yet("ca", argc, argv);
 }
 
