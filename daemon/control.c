@@ -22,6 +22,7 @@ struct ctl_server {
 	uv_pipe_t pipe;
 	uv_loop_t *loop;
 	sched *sc;
+	const ca_health *cah;
 	char *path;
 	int64_t started_at;
 	struct ctl_client *clients;
@@ -165,11 +166,12 @@ status_json(ctl_server *s)
 				 "due", (json_int_t)l->due, "enqueued",
 				 (json_int_t)l->enqueued, "duration_ms",
 				 l->duration_ms);
-	o = json_pack("{s:b,s:I,s:s,s:I,s:o,s:I}", "ok", 1, "pid",
+	o = json_pack("{s:b,s:I,s:s,s:I,s:o,s:I,s:o}", "ok", 1, "pid",
 		      (json_int_t)getpid(), "version", RN_VERSION,
 		      "started_at", (json_int_t)s->started_at, "last_scan",
 		      scan, "in_flight",
-		      (json_int_t)sched_in_flight(s->sc));
+		      (json_int_t)sched_in_flight(s->sc), "cas",
+		      ca_health_json(s->cah));
 	return o;
 }
 
@@ -285,8 +287,9 @@ socket_alive(const char *path)
 }
 
 int
-ctl_listen(uv_loop_t *loop, const char *path, sched *sc, int64_t started_at,
-	   ctl_server **out, char **errmsg)
+ctl_listen(uv_loop_t *loop, const char *path, sched *sc,
+	   const ca_health *cah, int64_t started_at, ctl_server **out,
+	   char **errmsg)
 {
 	ctl_server *s;
 	mode_t old;
@@ -305,6 +308,7 @@ ctl_listen(uv_loop_t *loop, const char *path, sched *sc, int64_t started_at,
 		return RN_ENOMEM;
 	s->loop = loop;
 	s->sc = sc;
+	s->cah = cah;
 	s->started_at = started_at;
 	s->path = rn_strdup(path);
 	uv_pipe_init(loop, &s->pipe, 0);

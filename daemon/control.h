@@ -4,7 +4,7 @@
  *   {"v":1,"cmd":"trigger"} -> {"v":1,"ok":true,"due":N,"enqueued":M}
  *   {"v":1,"cmd":"status"}  -> {"v":1,"ok":true,"pid":..,"version":..,
  *                               "started_at":..,"last_scan":{..}|null,
- *                               "in_flight":N}
+ *                               "in_flight":N,"cas":[...]}
  *   {"v":1,"cmd":"wake"}    -> {"v":1,"ok":true}
  * Errors: {"v":1,"ok":false,"error":"..."}. Requests over 64 KiB are
  * refused. Private to the daemon.
@@ -14,6 +14,7 @@
 
 #include <uv.h>
 
+#include "daemon/cahealth.h"
 #include "scheduler/scheduler.h"
 
 typedef struct ctl_server ctl_server;
@@ -21,7 +22,8 @@ typedef struct ctl_server ctl_server;
 /* Listen on path (a stale socket file is replaced; a live one is an
  * error: another renewd runs). */
 int ctl_listen(uv_loop_t *loop, const char *path, sched *sc,
-	       int64_t started_at, ctl_server **out, char **errmsg);
+	       const ca_health *cah, int64_t started_at, ctl_server **out,
+	       char **errmsg);
 /* Stop listening, close clients, unlink the socket; frees on close. */
 void ctl_close(ctl_server *c);
 

@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "common/common.h"
+#include "daemon/cahealth.h"
 #include "daemon/control.h"
 #include "net/net.h"
 #include "renewal/renewal.h"
@@ -31,6 +32,7 @@ typedef struct rn_daemon {
 	net_http *http;
 	sched *sched;
 	ctl_server *ctl;
+	ca_health *cah;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	int once;
 	int stopping;
@@ -86,6 +88,8 @@ shutdown_daemon(rn_daemon *d)
 		ctl_close(d->ctl);
 		d->ctl = NULL;
 	}
+	ca_health_free(d->cah);
+	d->cah = NULL;
 	sched_stop(d->sched, SHUTDOWN_GRACE_MS, on_sched_done, d);
 }
 
@@ -142,6 +146,8 @@ on_hup(uv_signal_t *h, int signum)
 		return;
 	}
 	log_setup(nc->cfg->daemon.log_level, nc->cfg->daemon.log_format);
+	if (d->cah)
+		ca_health_check_all(d->cah, nc->cfg);
 	renewal_conf_free(d->conf);
 	d->conf = nc;
 	log_kv(RN_LOG_INFO, "configuration reloaded", "file", d->config_path,
@@ -244,11 +250,15 @@ main(int argc, char **argv)
 	}
 	if (!d.once) {
 		ensure_parent(d.conf->cfg->daemon.control_socket);
-		rc = ctl_listen(&d.loop, d.conf->cfg->daemon.control_socket,
-				d.sched, rn_now(), &d.ctl, &err);
+		rc = ca_health_new(&d.loop, d.http, &d.cah);
+		if (rc == RN_OK)
+			rc = ctl_listen(&d.loop,
+					d.conf->cfg->daemon.control_socket,
+					d.sched, d.cah, rn_now(), &d.ctl, &err);
 		if (rc) {
-			log_errorx("%s", err);
+			log_errorx("%s", err ? err : rn_strerror(rc));
 			free(err);
+			ca_health_free(d.cah);
 			sched_stop(d.sched, 0, NULL, NULL);
 			d.sched = NULL;
 			goto fail_loop;
@@ -264,6 +274,8 @@ main(int argc, char **argv)
 	uv_signal_start(&d.sig_int, on_stop_signal, SIGINT);
 	uv_signal_start(&d.sig_hup, on_hup, SIGHUP);
 
+	if (d.cah)
+		ca_health_check_all(d.cah, d.conf->cfg);
 	rc = sched_start(d.sched);
 	if (rc) {
 		log_errorx("cannot recover jobs: %s", rn_strerror(rc));

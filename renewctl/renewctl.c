@@ -1016,6 +1016,28 @@ cmd_status(ctl *c, int argc, char **argv)
 		printf(" (%" JSON_INTEGER_FORMAT " queued in memory)",
 		       json_integer_value(v));
 	printf("\n");
+	v = json_object_get(reply, "cas");
+	if (json_is_array(v)) {
+		size_t i;
+		json_t *ca;
+
+		json_array_foreach(v, i, ca) {
+			const char *nm = json_string_value(
+			    json_object_get(ca, "name"));
+			const char *err = json_string_value(
+			    json_object_get(ca, "error"));
+			printf("%-14s%s: ", i == 0 ? "ca" : "",
+			       nm ? nm : "?");
+			if (json_is_true(json_object_get(ca, "healthy")))
+				printf("healthy, %s\n",
+				       json_string_value(json_object_get(
+					   ca, "subject")));
+			else if (err)
+				printf("UNHEALTHY: %s\n", err);
+			else
+				printf("not checked yet\n");
+		}
+	}
 	ctl_print_counts("jobs", jc, njc, job_states, NJOB_STATES);
 	ctl_print_counts("certificates", cc, ncc, cert_states, NCERT_STATES);
 	printf("%-14s", "next due");

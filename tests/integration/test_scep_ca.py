@@ -66,6 +66,35 @@ class ScepCA(harness.RenewdTestCase):
         self.assertEqual(rc, 1, (out, err))
         self.assertIn("GetCACaps", out + err)
 
+    def test_daemon_checks_cas_and_survives_an_unreachable_one(self):
+        # Given renewd started while its CA is down...
+        f = self.fleet()
+        f.start()
+
+        def ca_state():
+            cas = f.ctl("status")["daemon"].get("cas") or []
+            return cas[0] if cas and cas[0].get("checked_at") else None
+
+        # ...the CA is reported unhealthy and renewd keeps running.
+        ca = harness.poll(ca_state, 20, "the CA to be checked")
+        self.assertFalse(ca["healthy"], ca)
+        self.assertIn("GetCACaps", ca.get("error", ""))
+        self.assertTrue(f.running())
+
+        # When scepserver comes up and renewd reloads, the CA is healthy
+        # with the fingerprint of the scepserver CA.
+        proc, ca_pem = start_scepserver(f.dir, f.ca_port, f.challenge)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.terminate)
+        f.signal(__import__("signal").SIGHUP)
+        ca = harness.poll(lambda: (lambda c: c if c and c["healthy"]
+                                   else None)(ca_state()),
+                          20, "the CA to become healthy")
+        self.assertEqual(len(ca["sha256"]), 64)
+        self.assertIn("O=scep-ca", ca["subject"])
+        self.assertIn("certificate authority healthy", f.log_text())
+        f.stop()
+
 
 if __name__ == "__main__":
     harness.main()

@@ -1,0 +1,28 @@
+/*
+ * CA health: every configured CA is checked with GetCACaps + GetCACert at
+ * start-up and on reload; an unhealthy CA is retried every minute and is
+ * never fatal. Results are logged (subject, fingerprint, capabilities) and
+ * reported by the control socket's status. Private to the daemon.
+ */
+#ifndef RN_CAHEALTH_H
+#define RN_CAHEALTH_H
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "config/config.h"
+#include "net/net.h"
+
+typedef struct ca_health ca_health;
+
+int ca_health_new(uv_loop_t *loop, net_http *http, ca_health **out);
+/* Check every CA of c now (the previous set is forgotten). c must stay
+ * valid until the next call or ca_health_free. */
+void ca_health_check_all(ca_health *h, const cfg *c);
+/* [{"name","url","healthy","checked_at","error"|"subject","sha256",
+ *   "capabilities"}] */
+json_t *ca_health_json(const ca_health *h);
+/* Stop timers; checks in flight finish into nothing; freed on close. */
+void ca_health_free(ca_health *h);
+
+#endif
