@@ -17,6 +17,7 @@
 #include "common/common.h"
 #include "daemon/cahealth.h"
 #include "daemon/control.h"
+#include "daemon/http.h"
 #include "net/net.h"
 #include "renewal/renewal.h"
 #include "scheduler/scheduler.h"
@@ -33,6 +34,8 @@ typedef struct rn_daemon {
 	sched *sched;
 	ctl_server *ctl;
 	ca_health *cah;
+	http_env web_env;
+	http_srv *web;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	int once;
 	int stopping;
@@ -88,6 +91,8 @@ shutdown_daemon(rn_daemon *d)
 		ctl_close(d->ctl);
 		d->ctl = NULL;
 	}
+	http_stop(d->web);
+	d->web = NULL;
 	ca_health_free(d->cah);
 	d->cah = NULL;
 	sched_stop(d->sched, SHUTDOWN_GRACE_MS, on_sched_done, d);
@@ -132,9 +137,11 @@ on_hup(uv_signal_t *h, int signum)
 	rn_errlist_release(&errs);
 	if (strcmp(nc->cfg->daemon.database, d->conf->cfg->daemon.database) ||
 	    strcmp(nc->cfg->daemon.control_socket,
-		   d->conf->cfg->daemon.control_socket))
-		log_warnx("'daemon.database' and 'daemon.control_socket' "
-			  "changes take effect at the next restart");
+		   d->conf->cfg->daemon.control_socket) ||
+	    strcmp(nc->cfg->http.listen, d->conf->cfg->http.listen))
+		log_warnx("'daemon.database', 'daemon.control_socket' and "
+			  "'http.listen' changes take effect at the next "
+			  "restart");
 	rc = renewal_conf_sync(d->store, nc, rn_now());
 	if (rc == RN_OK)
 		rc = sched_set_conf(d->sched, nc);
@@ -150,6 +157,7 @@ on_hup(uv_signal_t *h, int signum)
 		ca_health_check_all(d->cah, nc->cfg);
 	renewal_conf_free(d->conf);
 	d->conf = nc;
+	d->web_env.conf = nc;
 	log_kv(RN_LOG_INFO, "configuration reloaded", "file", d->config_path,
 	       NULL);
 }
@@ -255,9 +263,18 @@ main(int argc, char **argv)
 			rc = ctl_listen(&d.loop,
 					d.conf->cfg->daemon.control_socket,
 					d.sched, d.cah, rn_now(), &d.ctl, &err);
+		if (rc == RN_OK) {
+			d.web_env.s = d.store;
+			d.web_env.conf = d.conf;
+			d.web_env.http = d.http;
+			d.web_env.sc = d.sched;
+			rc = http_start(&d.loop, &d.web_env, &d.web, &err);
+		}
 		if (rc) {
 			log_errorx("%s", err ? err : rn_strerror(rc));
 			free(err);
+			if (d.ctl)
+				ctl_close(d.ctl);
 			ca_health_free(d.cah);
 			sched_stop(d.sched, 0, NULL, NULL);
 			d.sched = NULL;
@@ -286,7 +303,8 @@ main(int argc, char **argv)
 		snprintf(pid, sizeof(pid), "%d", (int)getpid());
 		log_kv(RN_LOG_INFO, "renewd started", "version", RN_VERSION,
 		       "pid", pid, "config", d.config_path, "database",
-		       d.conf->cfg->daemon.database, "mdm",
+		       d.conf->cfg->daemon.database, "listen",
+		       d.web ? d.conf->cfg->http.listen : NULL, "mdm",
 		       mdm_driver_name(d.conf->cfg->mdm.driver), NULL);
 	}
 	uv_run(&d.loop, UV_RUN_DEFAULT);

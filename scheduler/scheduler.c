@@ -733,6 +733,25 @@ sched_stop(sched *sc, int64_t grace_ms, void (*done)(void *arg), void *arg)
 	maybe_finish(sc);
 }
 
+int
+sched_job_refused(sched *sc, int64_t job_id, const char *detail)
+{
+	store_job j;
+	int rc = store_job_get(sc->s, job_id, &j);
+
+	if (rc)
+		return rc;
+	if (strcmp(j.state, JOB_PUSHED) && strcmp(j.state, JOB_ACKNOWLEDGED)) {
+		store_job_release(&j);
+		return RN_EBUSY;
+	}
+	attempt_failed(sc, j.id, j.state, j.attempts, j.ca_name,
+		       j.profile_uuid, "ca_refused", detail, 0);
+	store_job_release(&j);
+	schedule_step(sc);
+	return RN_OK;
+}
+
 size_t
 sched_in_flight(const sched *sc)
 {

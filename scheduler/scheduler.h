@@ -55,6 +55,12 @@ void sched_kick(sched *sc);
  */
 void sched_stop(sched *sc, int64_t grace_ms, void (*done)(void *arg),
 		void *arg);
+/*
+ * The CA refused the enrollment of a pushed job (CertRep FAILURE): count
+ * it as a failed attempt, with backoff or final failure like a failed
+ * push. RN_EBUSY when the job is not pushed or acknowledged any more.
+ */
+int sched_job_refused(sched *sc, int64_t job_id, const char *detail);
 /* For --once and status. */
 size_t sched_in_flight(const sched *sc);
 int sched_failures(const sched *sc);

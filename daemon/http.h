@@ -1,0 +1,37 @@
+/*
+ * renewd's HTTP routes on net_httpd:
+ *   GET  /healthz                         200 "ok"
+ *   GET|POST /mdm/scep/proxy/{id}?operation=...   the SCEP proxy
+ * The proxy ties every request to a host, profile, CA and live one-time
+ * token before anything goes upstream, forwards GetCACaps, GetCACert and
+ * PKIOperation to the CA with libcurl on the loop, records the CA's answer
+ * (pkiStatus, failInfo) on the job, and passes the answer back byte for
+ * byte. Private to the daemon.
+ */
+#ifndef RN_DAEMON_HTTP_H
+#define RN_DAEMON_HTTP_H
+
+#include <uv.h>
+
+#include "net/httpd.h"
+#include "net/net.h"
+#include "renewal/renewal.h"
+#include "scheduler/scheduler.h"
+#include "store/store.h"
+
+typedef struct http_env {
+	store *s;
+	const rn_conf *conf; /* updated by the daemon on reload */
+	net_http *http;
+	sched *sc;
+} http_env;
+
+typedef struct http_srv http_srv;
+
+int http_start(uv_loop_t *loop, http_env *env, http_srv **out,
+	       char **errmsg);
+/* Upstream calls in flight are detached (their answers are dropped),
+ * held requests are answered 503, and the server closes. */
+void http_stop(http_srv *h);
+
+#endif
