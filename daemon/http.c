@@ -216,9 +216,20 @@ proxy(http_srv *srv, net_httpd_req *req, const char *segment)
 		return;
 	}
 	if (tok.expires_at <= now) {
-		/* Re-queue so the device gets a fresh profile rather than a
-		 * silent failure. */
+		/* The device gets a fresh profile rather than a silent
+		 * failure: its open job is pushed again, or a resend job is
+		 * queued when none is open. */
 		int64_t nj = 0, cert_id = 0;
+		refuse(env, req, jid, "token expired; a new profile will be "
+				      "sent");
+		if (store_job_open(env->s, id.host, id.profile, id.ca, &job) ==
+		    RN_OK) {
+			sched_job_repush(env->sc, job.id, "token_expired",
+					 "SCEP token expired before "
+					 "enrollment");
+			store_job_release(&job);
+			return;
+		}
 		if (store_cert_current(env->s, id.host, id.profile, id.ca,
 				       &cur) == RN_OK) {
 			cert_id = cur.id;
@@ -230,8 +241,6 @@ proxy(http_srv *srv, net_httpd_req *req, const char *segment)
 				       now, &nj);
 		if (rc == RN_OK)
 			sched_kick(env->sc);
-		refuse(env, req, jid, "token expired; a new profile will be "
-				      "sent");
 		return;
 	}
 	has = store_host_profile_has(env->s, id.host, id.profile);

@@ -752,6 +752,27 @@ sched_job_refused(sched *sc, int64_t job_id, const char *detail)
 	return RN_OK;
 }
 
+int
+sched_job_repush(sched *sc, int64_t job_id, const char *event,
+		 const char *detail)
+{
+	store_job j;
+	int64_t now = rn_now();
+	int rc = store_job_get(sc->s, job_id, &j);
+
+	if (rc)
+		return rc;
+	if (strcmp(j.state, JOB_PUSHED) && strcmp(j.state, JOB_ACKNOWLEDGED))
+		rc = RN_EBUSY;
+	else
+		rc = store_job_attempt_failed(sc->s, j.id, j.state, event,
+					      detail, now, 0, now);
+	store_job_release(&j);
+	if (rc == RN_OK)
+		schedule_step(sc);
+	return rc;
+}
+
 size_t
 sched_in_flight(const sched *sc)
 {

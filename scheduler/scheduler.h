@@ -61,6 +61,13 @@ void sched_stop(sched *sc, int64_t grace_ms, void (*done)(void *arg),
  * push. RN_EBUSY when the job is not pushed or acknowledged any more.
  */
 int sched_job_refused(sched *sc, int64_t job_id, const char *detail);
+/*
+ * Push an open pushed/acknowledged job again now, as a new attempt with
+ * a new renewal ID and token (its token expired before the device used
+ * it). RN_EBUSY when the job is in another state.
+ */
+int sched_job_repush(sched *sc, int64_t job_id, const char *event,
+		     const char *detail);
 /* For --once and status. */
 size_t sched_in_flight(const sched *sc);
 int sched_failures(const sched *sc);

@@ -16,13 +16,17 @@ from test_scep_ca import start_scepserver  # noqa: E402
 
 
 def scepclient(workdir, url, challenge, cn, name):
-    key = os.path.join(workdir, name + ".key")
-    crt = os.path.join(workdir, name + ".pem")
+    """Enroll like a device. scepclient keeps csr.pem and self.pem in its
+    working directory and reuses them, so each enrollment gets its own."""
+    cwd = os.path.join(workdir, "scepclient-" + name)
+    os.makedirs(cwd)
+    key = os.path.join(cwd, name + ".key")
+    crt = os.path.join(cwd, name + ".pem")
     subprocess.run(["openssl", "genrsa", "-traditional", "-out", key,
                     "2048"], check=True, capture_output=True)
     p = subprocess.run(["scepclient", "-server-url", url, "-challenge",
                         challenge, "-cn", cn, "-private-key", key,
-                        "-certificate", crt],
+                        "-certificate", crt], cwd=cwd,
                        capture_output=True, text=True, timeout=60)
     return p, crt
 
