@@ -369,6 +369,23 @@ rn_buf_addf(rn_buf *b, const char *fmt, ...)
 	return RN_OK;
 }
 
+int
+rn_buf_add_pct(rn_buf *b, const char *s)
+{
+	int rc = RN_OK;
+
+	for (; *s && rc == RN_OK; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||
+		    ch == '.' || ch == '~')
+			rc = rn_buf_add(b, s, 1);
+		else
+			rc = rn_buf_addf(b, "%%%02X", ch);
+	}
+	return rc;
+}
+
 char *
 rn_buf_detach(rn_buf *b, size_t *len)
 {

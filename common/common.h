@@ -110,6 +110,8 @@ int rn_buf_adds(rn_buf *b, const char *s);
 int rn_buf_addf(rn_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void rn_buf_reset(rn_buf *b);
+/* Append s percent-encoded: all but RFC 3986 unreserved characters. */
+int rn_buf_add_pct(rn_buf *b, const char *s);
 /* Hand over the data (NUL-terminated, caller frees); the buffer is empty. */
 char *rn_buf_detach(rn_buf *b, size_t *len);
 

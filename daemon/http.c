@@ -4,7 +4,6 @@
 #define _GNU_SOURCE
 #include "http.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,19 +72,6 @@ refuse(http_env *env, net_httpd_req *req, int64_t job, const char *why)
 {
 	job_note(env, job, "scep_refused", why);
 	text(req, 400, why);
-}
-
-static void
-pct_encode(rn_buf *b, const char *s)
-{
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (isalnum(ch) || ch == '-' || ch == '_' || ch == '.' ||
-		    ch == '~')
-			rn_buf_add(b, s, 1);
-		else
-			rn_buf_addf(b, "%%%02X", ch);
-	}
 }
 
 /*
@@ -284,7 +270,7 @@ proxy(http_srv *srv, net_httpd_req *req, const char *segment)
 		if (msg) {
 			/* decoded by the server, re-encoded for upstream */
 			rn_buf_adds(&url, "&message=");
-			pct_encode(&url, msg);
+			rn_buf_add_pct(&url, msg);
 		}
 	}
 	up.url = url.data;

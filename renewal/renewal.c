@@ -371,19 +371,6 @@ typedef struct render_ctx {
 	int64_t now;
 } render_ctx;
 
-static void
-pct_encode(rn_buf *b, const char *s)
-{
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (isalnum(ch) || ch == '-' || ch == '_' || ch == '.' ||
-		    ch == '~')
-			rn_buf_add(b, s, 1);
-		else
-			rn_buf_addf(b, "%%%02X", ch);
-	}
-}
-
 /* <public_url>/mdm/scep/proxy/<host>%2C<profile>%2C<CA>%2C<token> */
 static void
 proxy_url(rn_buf *val, const render_ctx *r, const cfg_ca *ca,
@@ -391,11 +378,11 @@ proxy_url(rn_buf *val, const render_ctx *r, const cfg_ca *ca,
 {
 	rn_buf_adds(val, r->c->cfg->http.public_url);
 	rn_buf_adds(val, "/mdm/scep/proxy/");
-	pct_encode(val, r->host_uuid);
+	rn_buf_add_pct(val, r->host_uuid);
 	rn_buf_adds(val, "%2C");
-	pct_encode(val, r->profile_uuid);
+	rn_buf_add_pct(val, r->profile_uuid);
 	rn_buf_adds(val, "%2C");
-	pct_encode(val, ca->name);
+	rn_buf_add_pct(val, ca->name);
 	rn_buf_adds(val, "%2C");
 	rn_buf_adds(val, token);
 }

@@ -428,10 +428,30 @@ test_sha256_hex(void **state)
 				 "27ae41e4649b934ca495991b7852b855");
 }
 
+static void
+test_buf_add_pct(void **state)
+{
+	rn_buf b;
+
+	(void)state;
+	rn_buf_init(&b, 0);
+	assert_int_equal(rn_buf_add_pct(&b, "aZ09-_.~"), RN_OK);
+	assert_string_equal(b.data, "aZ09-_.~");
+	rn_buf_reset(&b);
+	assert_int_equal(rn_buf_add_pct(&b, "a,b/c+d=e %\xc3\xa9"), RN_OK);
+	assert_string_equal(b.data, "a%2Cb%2Fc%2Bd%3De%20%25%C3%A9");
+	rn_buf_release(&b);
+	/* the cap holds for encoded output too */
+	rn_buf_init(&b, 4);
+	assert_int_equal(rn_buf_add_pct(&b, ",,"), RN_ETOOBIG);
+	rn_buf_release(&b);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_buf_add_pct),
 		cmocka_unit_test(test_duration_parse_ok),
 		cmocka_unit_test(test_duration_parse_rejects),
 		cmocka_unit_test(test_duration_format),
