@@ -1758,47 +1758,67 @@ ctl_host_get(store *s, const char *uuid, store_host *h)
 }
 
 /*
+ * The shared front of resend and profile render: --host and --profile
+ * (both required, nothing else), the configuration, and the profile's
+ * template, which must be configured.
+ */
+static int
+ctl_host_profile_args(ctl *c, const char *cmd, int argc, char **argv,
+		      const char **host, const char **profile,
+		      const prof_template **t)
+{
+	const ctl_opt opts[] = {
+		{ "--host", host, NULL },
+		{ "--profile", profile, NULL },
+		{ NULL, NULL, NULL },
+	};
+	int npos, rc;
+
+	*host = *profile = NULL;
+	rc = ctl_opts_parse(cmd, argc, argv, opts, &npos);
+	if (rc)
+		return rc;
+	if ((rc = ctl_need("--host", *host, cmd)) ||
+	    (rc = ctl_need("--profile", *profile, cmd)))
+		return rc;
+	if (npos) {
+		ctl_usage_err("unexpected argument '%s' for '%s'", argv[0],
+			      cmd);
+		return CTL_USAGE;
+	}
+	if ((rc = ctl_conf_load(c)))
+		return rc;
+	*t = renewal_conf_profile(c->conf, *profile);
+	if (*t == NULL) {
+		ctl_err("profile '%s' is not in the configuration", *profile);
+		return CTL_FAIL;
+	}
+	return CTL_OK;
+}
+
+/*
  * Push a profile to a host again (lost, deleted, or a new key wanted).
  * The job goes through the daemon's normal path; renewctl only queues it.
  */
 static int
 cmd_resend(ctl *c, int argc, char **argv)
 {
-	const char *host = NULL, *profile = NULL;
-	const ctl_opt opts[] = {
-		{ "--host", &host, NULL },
-		{ "--profile", &profile, NULL },
-		{ NULL, NULL, NULL },
-	};
+	const char *host, *profile;
 	const prof_template *t;
 	store_host h;
 	store_cert cur;
 	store_job j;
 	store *s = NULL;
 	int64_t cert_id = 0, id = 0;
-	int npos, rc, r;
+	int rc, r;
 
 	memset(&h, 0, sizeof(h));
 	memset(&cur, 0, sizeof(cur));
 	memset(&j, 0, sizeof(j));
-	rc = ctl_opts_parse("resend", argc, argv, opts, &npos);
+	rc = ctl_host_profile_args(c, "resend", argc, argv, &host, &profile,
+				   &t);
 	if (rc)
 		return rc;
-	if ((rc = ctl_need("--host", host, "resend")) ||
-	    (rc = ctl_need("--profile", profile, "resend")))
-		return rc;
-	if (npos) {
-		ctl_usage_err("unexpected argument '%s' for 'resend'",
-			      argv[0]);
-		return CTL_USAGE;
-	}
-	if ((rc = ctl_conf_load(c)))
-		return rc;
-	t = renewal_conf_profile(c->conf, profile);
-	if (t == NULL) {
-		ctl_err("profile '%s' is not in the configuration", profile);
-		return CTL_FAIL;
-	}
 	if (t->ca_name == NULL) {
 		ctl_err("profile '%s' names no CA", profile);
 		return CTL_FAIL;
@@ -1931,39 +1951,20 @@ cmd_profile_validate(ctl *c, int argc, char **argv)
 static int
 cmd_profile_render(ctl *c, int argc, char **argv)
 {
-	const char *host = NULL, *profile = NULL;
-	const ctl_opt opts[] = {
-		{ "--host", &host, NULL },
-		{ "--profile", &profile, NULL },
-		{ NULL, NULL, NULL },
-	};
+	const char *host, *profile;
 	const prof_template *t;
 	store_host h;
 	store *s = NULL;
 	rn_buf out;
 	char uuid[37], rid[64], *err = NULL;
-	int npos, rc, x;
+	int rc, x;
 
 	memset(&h, 0, sizeof(h));
 	rn_buf_init(&out, 0);
-	rc = ctl_opts_parse("profile render", argc, argv, opts, &npos);
+	rc = ctl_host_profile_args(c, "profile render", argc, argv, &host,
+				   &profile, &t);
 	if (rc)
 		return rc;
-	if ((rc = ctl_need("--host", host, "profile render")) ||
-	    (rc = ctl_need("--profile", profile, "profile render")))
-		return rc;
-	if (npos) {
-		ctl_usage_err("unexpected argument '%s' for 'profile render'",
-			      argv[0]);
-		return CTL_USAGE;
-	}
-	if ((rc = ctl_conf_load(c)))
-		return rc;
-	t = renewal_conf_profile(c->conf, profile);
-	if (t == NULL) {
-		ctl_err("profile '%s' is not in the configuration", profile);
-		return CTL_FAIL;
-	}
 	if ((rc = ctl_store_open(c, 1, &s)))
 		return rc;
 	if ((rc = ctl_host_get(s, host, &h)))
