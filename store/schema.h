@@ -49,12 +49,13 @@ static const char *const store_migrations[] = {
 	"  (host_uuid, profile_uuid, ca_name) WHERE state = 'active';"
 	/* The due queue: one row per current certificate without an open
 	 * job, clustered by renew_at, so a scan reads and deletes one
-	 * contiguous range and never rewrites certificate rows. */
+	 * contiguous range and never rewrites certificate rows. A queued
+	 * row's renew_at always equals its certificate's, so a certificate's
+	 * queue row is found by primary key without a second index. */
 	"CREATE TABLE renewal_schedule ("
 	"  renew_at INTEGER NOT NULL,"
 	"  cert_id INTEGER NOT NULL REFERENCES managed_certificates(id),"
 	"  PRIMARY KEY (renew_at, cert_id)) WITHOUT ROWID;"
-	"CREATE UNIQUE INDEX rs_cert ON renewal_schedule (cert_id);"
 	"CREATE INDEX mc_host ON managed_certificates"
 	"  (host_uuid, profile_uuid, ca_name);"
 	"CREATE INDEX mc_expiry ON managed_certificates (not_valid_after);"

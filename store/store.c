@@ -43,7 +43,9 @@ struct store {
  */
 #define CERT_STATE                                                         \
 	"(CASE WHEN state = 'active' AND NOT EXISTS (SELECT 1 FROM "        \
-	"renewal_schedule rs WHERE rs.cert_id = managed_certificates.id) "  \
+	"renewal_schedule rs WHERE rs.renew_at = "                        \
+	"managed_certificates.renew_at AND "                               \
+	"rs.cert_id = managed_certificates.id) "                           \
 	"THEN 'renewing' ELSE state END)"
 #define CERT_COLS                                                          \
 	"id, host_uuid, profile_uuid, ca_name, serial, subject, issuer, "   \
@@ -96,19 +98,22 @@ static const char *const sql_text[ST__COUNT] = {
 			   "JOIN managed_certificates c ON c.id = s.cert_id "
 			   "WHERE s.renew_at <= ?1 ORDER BY s.renew_at "
 			   "LIMIT ?2",
-	[ST_SCAN_MARK] = "DELETE FROM renewal_schedule WHERE cert_id = ?1",
+	[ST_SCAN_MARK] = "DELETE FROM renewal_schedule WHERE cert_id = ?1 AND "
+			 "renew_at = (SELECT renew_at FROM "
+			 "managed_certificates WHERE id = ?1)",
 	[ST_SCHED_DELETE] = "DELETE FROM renewal_schedule WHERE renew_at = ?1 "
 			    "AND cert_id = ?2",
-	[ST_SCHED_INSERT] = "INSERT OR REPLACE INTO renewal_schedule "
+	[ST_SCHED_INSERT] = "INSERT OR IGNORE INTO renewal_schedule "
 			    "(renew_at, cert_id) SELECT ?2, id FROM "
 			    "managed_certificates WHERE id = ?1 AND "
 			    "state = 'active'",
 	[ST_SCHED_DROP_CURRENT] =
-	    "DELETE FROM renewal_schedule WHERE cert_id IN (SELECT id FROM "
-	    "managed_certificates WHERE host_uuid = ?1 AND profile_uuid = ?2 "
-	    "AND ca_name = ?3 AND state = 'active')",
+	    "DELETE FROM renewal_schedule WHERE (renew_at, cert_id) IN "
+	    "(SELECT renew_at, id FROM managed_certificates WHERE "
+	    "host_uuid = ?1 AND profile_uuid = ?2 AND ca_name = ?3 AND "
+	    "state = 'active')",
 	[ST_SCHED_SET] = "UPDATE renewal_schedule SET renew_at = ?2 "
-			 "WHERE cert_id = ?1",
+			 "WHERE renew_at = ?3 AND cert_id = ?1",
 	[ST_NEXT_DUE] = "SELECT MIN(renew_at) FROM renewal_schedule",
 	[ST_TOKEN_GET] = "SELECT host_uuid, profile_uuid, ca_name, job_id, "
 			 "expires_at, consumed_at FROM scep_tokens WHERE "
@@ -1003,6 +1008,7 @@ store_certs_rearm(store *s, int64_t after, int limit, store_renew_at_cb cb,
 		up = stmt(s, ST_SCHED_SET);
 		sqlite3_bind_int64(up, 1, rows[i].id);
 		sqlite3_bind_int64(up, 2, at);
+		sqlite3_bind_int64(up, 3, rows[i].renew_at);
 		rc = exec_stmt(s, up, NULL);
 		(*n)++;
 	}

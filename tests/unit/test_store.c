@@ -432,7 +432,6 @@ test_layout_wal_indexes_plan(void **state)
 		{ "table", "scep_tokens" },
 		{ "table", "notifications" },
 		{ "table", "renewal_schedule" },
-		{ "index", "rs_cert" },
 		{ "index", "mc_current" },
 		{ "index", "rj_open" },
 	};
