@@ -861,6 +861,7 @@ cmd_trigger(ctl *c, int argc, char **argv)
 {
 	json_t *reply = NULL;
 	json_int_t due, enq;
+	double ms;
 	int npos, rc;
 
 	rc = ctl_opts_parse("trigger", argc, argv, NULL, &npos);
@@ -876,12 +877,14 @@ cmd_trigger(ctl *c, int argc, char **argv)
 		return rc;
 	due = json_integer_value(json_object_get(reply, "due"));
 	enq = json_integer_value(json_object_get(reply, "enqueued"));
+	ms = json_number_value(json_object_get(reply, "duration_ms"));
 	json_decref(reply);
 	if (c->json)
-		return ctl_json_print(json_pack("{s:I,s:I}", "due", due,
-						"enqueued", enq));
+		return ctl_json_print(json_pack("{s:I,s:I,s:f}", "due", due,
+						"enqueued", enq, "duration_ms",
+						ms));
 	printf("scan: %" JSON_INTEGER_FORMAT " due, %" JSON_INTEGER_FORMAT
-	       " enqueued\n", due, enq);
+	       " enqueued (%.1f ms)\n", due, enq, ms);
 	return CTL_OK;
 }
 
