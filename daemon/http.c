@@ -268,9 +268,17 @@ proxy(http_srv *srv, net_httpd_req *req, const char *segment)
 			return;
 		}
 		if (msg) {
-			/* decoded by the server, re-encoded for upstream */
+			/*
+			 * Decoded by the server, re-encoded for upstream. A
+			 * client that left base64's '+' unescaped had it
+			 * decoded to ' ', which base64 never contains.
+			 */
+			const char *p;
 			rn_buf_adds(&url, "&message=");
-			rn_buf_add_pct(&url, msg);
+			for (p = msg; *p; p++) {
+				char one[2] = {*p == ' ' ? '+' : *p, '\0'};
+				rn_buf_add_pct(&url, one);
+			}
 		}
 	}
 	up.url = url.data;
