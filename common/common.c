@@ -228,14 +228,25 @@ rn_base64_decode(const char *s, size_t slen, unsigned char **out,
 	clean = malloc(slen + 1);
 	if (clean == NULL)
 		return RN_ENOMEM;
+	/*
+	 * EVP_DecodeBlock is lenient ("Q=Q=", "===="): check the alphabet
+	 * and that padding, at most two '=', only ends the text.
+	 */
 	for (i = 0; i < slen; i++) {
-		char c = s[i];
+		unsigned char c = (unsigned char)s[i];
 		if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
 			continue;
-		clean[n++] = c;
+		if (c == '=')
+			pad++;
+		else if (pad > 0 || !((c >= 'A' && c <= 'Z') ||
+				      (c >= 'a' && c <= 'z') ||
+				      (c >= '0' && c <= '9') || c == '+' ||
+				      c == '/'))
+			break;
+		clean[n++] = (char)c;
 	}
 	clean[n] = '\0';
-	if (n % 4 != 0) {
+	if (i < slen || n % 4 != 0 || pad > 2) {
 		free(clean);
 		return RN_EINVAL;
 	}
@@ -250,13 +261,10 @@ rn_base64_decode(const char *s, size_t slen, unsigned char **out,
 		free(dec);
 		return RN_EINVAL;
 	}
-	if (n >= 1 && clean[n - 1] == '=')
-		pad++;
-	if (n >= 2 && clean[n - 2] == '=')
-		pad++;
 	free(clean);
 	*out = dec;
 	*outlen = (size_t)dlen - pad;
+	dec[*outlen] = '\0';
 	return RN_OK;
 }
 

@@ -87,7 +87,8 @@ int rn_hmac_sha256_hex(const void *key, size_t keylen, const void *data,
 /* Standard base64 (with padding) / base64url (no padding); malloc'd. */
 char *rn_base64(const void *data, size_t len);
 char *rn_base64url(const void *data, size_t len);
-/* Standard base64 decode (whitespace ignored); malloc'd, *outlen set. */
+/* Strict standard base64 decode (whitespace ignored, padding only at the
+ * end); malloc'd with a NUL after the *outlen bytes. RN_EINVAL otherwise. */
 int rn_base64_decode(const char *s, size_t slen, unsigned char **out,
 		     size_t *outlen);
 /* 64-bit FNV-1a; stable across runs and builds (used by the smear). */

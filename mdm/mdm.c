@@ -1,5 +1,5 @@
 /*
- * mdm: the exec and webhook push drivers.
+ * mdm: the exec, webhook, nanomdm and micromdm push drivers.
  *
  * Every push allocates its own context (callback, argument, timeout) and
  * hands everything else to net_proc / net_http, which copy what they keep.
@@ -11,11 +11,13 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <plist/plist.h>
 
 #include "mdm/mdm.h"
 
 #define MDM_DETAIL_MAX 200		  /* chars of output kept in a detail */
-#define MDM_RESPONSE_CAP (64 * 1024)	  /* webhook response body cap */
+#define MDM_RESPONSE_CAP (64 * 1024)	  /* HTTP response body cap */
+#define MDM_UUID_MAX 128		  /* longest command UUID taken back */
 #define MDM_DEFAULT_TIMEOUT 30		  /* seconds, when cfg says 0 */
 
 struct mdm {
@@ -28,7 +30,9 @@ struct mdm {
 typedef struct mdm_ctx {
 	mdm_cb cb;
 	void *arg;
-	int64_t timeout; /* seconds, for "timed out after ..." */
+	int64_t timeout;  /* seconds, for "timed out after ..." */
+	int driver;	  /* CFG_MDM_*, picks how a response is read */
+	char *enrollment; /* nanomdm: the id its answer is keyed by */
 } mdm_ctx;
 
 const char *
@@ -73,11 +77,17 @@ mdm_new(uv_loop_t *loop, net_http *http, const cfg_mdm *c, mdm **out)
 		if (http == NULL || c->url == NULL || has_crlf(c->api_key))
 			return RN_EINVAL;
 		break;
-	default:
+	case CFG_MDM_NANOMDM:
+	case CFG_MDM_MICROMDM:
 		/*
-		 * nanomdm and micromdm (their command APIs) are not
-		 * implemented yet; a later issue adds them.
+		 * Their command APIs always want the key (config enforces
+		 * it too); it travels base64-encoded in basic auth.
 		 */
+		if (http == NULL || c->url == NULL || c->url[0] == '\0' ||
+		    c->api_key == NULL || c->api_key[0] == '\0')
+			return RN_EINVAL;
+		break;
+	default:
 		return RN_EINVAL;
 	}
 	m = calloc(1, sizeof(*m));
@@ -112,19 +122,43 @@ ctx_new(const mdm *m, mdm_cb cb, void *arg)
 	x->cb = cb;
 	x->arg = arg;
 	x->timeout = mdm_timeout(m);
+	x->driver = m->c->driver;
 	return x;
+}
+
+static void
+ctx_free(mdm_ctx *x)
+{
+	if (x == NULL)
+		return;
+	free(x->enrollment);
+	free(x);
 }
 
 /* Report and free the context: the last thing a push does. */
 static void
-ctx_finish(mdm_ctx *x, int ok, const char *detail)
+ctx_finish(mdm_ctx *x, int ok, const char *detail, const char *command_uuid)
 {
 	mdm_result r;
 
 	r.ok = ok;
 	r.detail = detail;
+	r.command_uuid = command_uuid;
 	x->cb(x->arg, &r);
-	free(x);
+	ctx_free(x);
+}
+
+/* Free a string that held a secret, wiping it first. */
+static void
+secret_free(char *s)
+{
+	volatile char *v = s;
+
+	if (s == NULL)
+		return;
+	while (*v)
+		*v++ = '\0';
+	free(s);
 }
 
 static char *
@@ -199,7 +233,7 @@ exec_done(void *arg, const net_proc_result *res)
 			detail = rn_asprintf("exit %lld",
 					     (long long)res->exit_status);
 	}
-	ctx_finish(x, ok, detail ? detail : (ok ? "exit 0" : "failed"));
+	ctx_finish(x, ok, detail ? detail : (ok ? "exit 0" : "failed"), NULL);
 	free(line);
 	free(detail);
 }
@@ -252,48 +286,239 @@ exec_push(mdm *m, const mdm_push *p, mdm_cb cb, void *arg)
 	if (rc == RN_OK)
 		x = NULL; /* exec_done owns it now */
 out:
-	free(x);
+	ctx_free(x);
 	for (i = 0; i < EXEC_NENV; i++)
 		free(env[i]);
 	return rc;
 }
 
-/* ---- webhook ---------------------------------------------------------- */
+/* ---- HTTP drivers: reading the answer --------------------------------- */
 
-static void
-webhook_done(void *arg, const net_http_resp *r)
+/*
+ * The detail for a request that got no usable answer: timeout, cancel,
+ * oversized body, connection or transport failure. Returns 0 when r is a
+ * complete answer that the driver must judge; 1 otherwise, with *detail
+ * set (NULL when out of memory). The same words for every HTTP driver.
+ */
+static int
+http_failed(const mdm_ctx *x, const net_http_resp *r, char **detail)
 {
-	mdm_ctx *x = arg;
-	char *detail = NULL, *line = NULL;
-	int ok = 0;
+	char *line = NULL;
 
+	*detail = NULL;
+	if (r->rc == 0)
+		return 0;
 	if (r->rc == RN_ETIMEDOUT) {
-		detail = timed_out_detail(x->timeout);
+		*detail = timed_out_detail(x->timeout);
 	} else if (r->rc == RN_ECANCELED) {
-		detail = rn_strdup("cancelled");
+		*detail = rn_strdup("cancelled");
 	} else if (r->rc == RN_ETOOBIG) {
-		detail = rn_asprintf("http %ld: response larger than %d KiB",
-				     r->status, MDM_RESPONSE_CAP / 1024);
-	} else if (r->rc != 0) {
+		*detail = rn_asprintf("http %ld: response larger than %d KiB",
+				      r->status, MDM_RESPONSE_CAP / 1024);
+	} else {
 		line = first_line(r->error ? r->error : "",
 				  r->error ? strlen(r->error) : 0);
-		detail = rn_asprintf("connect error: %s",
-				     line ? line : "unknown");
+		*detail = rn_asprintf("connect error: %s",
+				      line && line[0] ? line : "unknown");
+	}
+	free(line);
+	return 1;
+}
+
+/* "<prefix>http N: <first body line>", or "<prefix>http N" for no body. */
+static char *
+http_status_detail(const char *prefix, const net_http_resp *r)
+{
+	char *line, *d;
+
+	line = first_line(r->body ? r->body : "", r->body ? r->body_len : 0);
+	if (line != NULL && line[0] != '\0')
+		d = rn_asprintf("%shttp %ld: %s", prefix, r->status, line);
+	else
+		d = rn_asprintf("%shttp %ld", prefix, r->status);
+	free(line);
+	return d;
+}
+
+/* Any 2xx is an accepted webhook. */
+static int
+webhook_judge(const net_http_resp *r, char **detail)
+{
+	if (r->status >= 200 && r->status < 300) {
+		*detail = rn_asprintf("http %ld", r->status);
+		return 1;
+	}
+	*detail = http_status_detail("", r);
+	return 0;
+}
+
+/*
+ * An error member of a NanoMDM answer as one safe line, or NULL when
+ * there is none. Older NanoMDM writes strings, newer ones may write
+ * objects: anything but null, false and "" counts, serialised compactly.
+ */
+static char *
+json_err_text(json_t *v)
+{
+	char *dump, *line;
+
+	if (v == NULL || json_is_null(v) || json_is_false(v))
+		return NULL;
+	if (json_is_string(v))
+		return json_string_length(v) == 0
+			       ? NULL
+			       : first_line(json_string_value(v),
+					    json_string_length(v));
+	dump = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (dump == NULL)
+		return rn_strdup("error");
+	line = first_line(dump, strlen(dump));
+	free(dump);
+	return line;
+}
+
+/*
+ * NanoMDM answers 200 (all ok), 207 (some failed) or 500 (all failed)
+ * with a JSON result, per enrollment under "status". A command error
+ * means the command was not queued: a failure. A push error alone means
+ * the command is queued but APNs was not told; the device still gets it
+ * at its next check-in, so the push counts as done (even under 500, which
+ * NanoMDM sends when its only push failed).
+ */
+static int
+nanomdm_judge(const mdm_ctx *x, const net_http_resp *r, char **detail)
+{
+	json_t *j = NULL, *mine;
+	char *cerr = NULL, *perr = NULL;
+	int ok = 0;
+
+	if (r->body != NULL && r->body_len > 0)
+		j = json_loadb(r->body, r->body_len, 0, NULL);
+	if (json_is_object(j)) {
+		mine = json_object_get(json_object_get(j, "status"),
+				       x->enrollment);
+		cerr = json_err_text(json_object_get(j, "command_error"));
+		if (cerr == NULL)
+			cerr = json_err_text(
+				json_object_get(mine, "command_error"));
+		perr = json_err_text(json_object_get(mine, "push_error"));
+		if (perr == NULL)
+			perr = json_err_text(json_object_get(j, "push_error"));
+	}
+	if (cerr != NULL) {
+		*detail = rn_asprintf("nanomdm: command error: %s", cerr);
+	} else if (perr != NULL &&
+		   ((r->status >= 200 && r->status < 300) ||
+		    r->status == 500)) {
+		ok = 1;
+		*detail = rn_asprintf("queued, push failed: %s", perr);
 	} else if (r->status >= 200 && r->status < 300) {
 		ok = 1;
-		detail = rn_asprintf("http %ld", r->status);
+		*detail = rn_asprintf("http %ld, queued", r->status);
 	} else {
-		line = first_line(r->body ? r->body : "",
-				  r->body ? r->body_len : 0);
-		if (line != NULL && line[0] != '\0')
-			detail = rn_asprintf("http %ld: %s", r->status, line);
-		else
-			detail = rn_asprintf("http %ld", r->status);
+		*detail = http_status_detail("nanomdm: ", r);
 	}
-	ctx_finish(x, ok, detail ? detail : (ok ? "http 2xx" : "failed"));
-	free(line);
+	free(cerr);
+	free(perr);
+	json_decref(j);
+	return ok;
+}
+
+/* A command UUID worth passing on: short, printable, no blanks. */
+static int
+uuid_ok(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i]; i++)
+		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+			return 0;
+	return i > 0 && i <= MDM_UUID_MAX;
+}
+
+/*
+ * MicroMDM answers 201 with {"payload":{"command_uuid":...}}; it assigns
+ * the UUID, which the caller needs to match the device's answer.
+ */
+static int
+micromdm_judge(const net_http_resp *r, char **detail, char **uuid)
+{
+	json_t *j = NULL;
+	const char *u;
+
+	if (r->status != 201) {
+		*detail = http_status_detail("micromdm: ", r);
+		return 0;
+	}
+	if (r->body != NULL && r->body_len > 0)
+		j = json_loadb(r->body, r->body_len, 0, NULL);
+	u = json_string_value(json_object_get(json_object_get(j, "payload"),
+					      "command_uuid"));
+	if (u != NULL && uuid_ok(u))
+		*uuid = rn_strdup(u);
+	json_decref(j);
+	*detail = rn_asprintf("http %ld", r->status);
+	return 1;
+}
+
+/* The one completion callback of every HTTP driver. */
+static void
+http_done(void *arg, const net_http_resp *r)
+{
+	mdm_ctx *x = arg;
+	char *detail = NULL, *uuid = NULL;
+	int ok = 0;
+
+	if (!http_failed(x, r, &detail)) {
+		switch (x->driver) {
+		case CFG_MDM_NANOMDM:
+			ok = nanomdm_judge(x, r, &detail);
+			break;
+		case CFG_MDM_MICROMDM:
+			ok = micromdm_judge(r, &detail, &uuid);
+			break;
+		default:
+			ok = webhook_judge(r, &detail);
+			break;
+		}
+	}
+	ctx_finish(x, ok, detail ? detail : (ok ? "http 2xx" : "failed"),
+		   uuid);
+	free(uuid);
 	free(detail);
 }
+
+/*
+ * Send req on the shared client with the driver-wide timeout and cap;
+ * on success http_done owns x.
+ */
+static int
+http_start(mdm *m, net_http_req *req, mdm_ctx *x)
+{
+	req->timeout_ms = x->timeout * 1000;
+	req->max_response = MDM_RESPONSE_CAP;
+	return net_http_request(m->http, req, http_done, x);
+}
+
+/* "{url without trailing slashes}{path}", then pct-encoded id if any. */
+static char *
+api_url(const char *base, const char *path, const char *id)
+{
+	rn_buf b;
+	size_t n = strlen(base);
+
+	while (n > 0 && base[n - 1] == '/')
+		n--;
+	rn_buf_init(&b, 0);
+	if (rn_buf_add(&b, base, n) || rn_buf_adds(&b, path) ||
+	    (id != NULL && rn_buf_add_pct(&b, id))) {
+		rn_buf_release(&b);
+		return NULL;
+	}
+	return rn_buf_detach(&b, NULL);
+}
+
+/* ---- webhook ---------------------------------------------------------- */
 
 /* A JSON string, or null for a missing value; NULL on bad UTF-8. */
 static json_t *
@@ -397,16 +622,191 @@ webhook_push(mdm *m, const mdm_push *p, mdm_cb cb, void *arg)
 	req.headers = hdrs;
 	req.body = body;
 	req.body_len = strlen(body);
-	req.timeout_ms = x->timeout * 1000;
-	req.max_response = MDM_RESPONSE_CAP;
-	rc = net_http_request(m->http, &req, webhook_done, x);
+	rc = http_start(m, &req, x);
 	if (rc == RN_OK)
-		x = NULL; /* webhook_done owns it now */
+		x = NULL; /* http_done owns it now */
 out:
-	free(x);
+	ctx_free(x);
 	free(job);
 	free(sig);
-	free(auth);
+	secret_free(auth);
+	free(body);
+	return rc;
+}
+
+/* ---- nanomdm and micromdm ---------------------------------------------- */
+
+/* The enrollment the command is for: the push's, else the host's. */
+static const char *
+push_enrollment(const mdm_push *p)
+{
+	return p->enrollment_id ? p->enrollment_id : p->host_uuid;
+}
+
+/* "<user>:<api key>" for basic auth; wipe with secret_free. */
+static char *
+basic_userpwd(const mdm *m, const char *user)
+{
+	return rn_asprintf("%s:%s", user, m->c->api_key);
+}
+
+/*
+ * The InstallProfile command as an XML plist:
+ * {CommandUUID, Command: {RequestType: InstallProfile, Payload: <data>}}.
+ * The profile goes in as data, so its bytes arrive unchanged whatever
+ * they are. *out is freed with plist_to_xml_free.
+ */
+static int
+nanomdm_body(const mdm_push *p, char **out, uint32_t *len)
+{
+	plist_t root = NULL, cmd = NULL, v;
+	int rc = RN_ENOMEM;
+
+	*out = NULL;
+	*len = 0;
+	root = plist_new_dict();
+	cmd = plist_new_dict();
+	if (root == NULL || cmd == NULL)
+		goto out;
+	if ((v = plist_new_string(p->command_uuid)) == NULL)
+		goto out;
+	plist_dict_set_item(root, "CommandUUID", v);
+	if ((v = plist_new_string("InstallProfile")) == NULL)
+		goto out;
+	plist_dict_set_item(cmd, "RequestType", v);
+	v = plist_new_data(p->profile ? p->profile : "",
+			   p->profile ? p->profile_len : 0);
+	if (v == NULL)
+		goto out;
+	plist_dict_set_item(cmd, "Payload", v);
+	plist_dict_set_item(root, "Command", cmd);
+	cmd = NULL; /* root owns it now */
+	plist_to_xml(root, out, len);
+	if (*out != NULL && *len > 0)
+		rc = RN_OK;
+out:
+	if (rc != RN_OK && *out != NULL) {
+		plist_to_xml_free(*out);
+		*out = NULL;
+	}
+	plist_free(cmd);
+	plist_free(root);
+	return rc;
+}
+
+static int
+nanomdm_push(mdm *m, const mdm_push *p, mdm_cb cb, void *arg)
+{
+	const char *hdrs[] = {"Content-Type: application/xml",
+			      "User-Agent: renewd/" RN_VERSION, NULL};
+	const char *enr = push_enrollment(p);
+	char *url = NULL, *userpwd = NULL, *body = NULL;
+	uint32_t body_len = 0;
+	net_http_req req;
+	mdm_ctx *x = NULL;
+	int rc;
+
+	if (enr == NULL || enr[0] == '\0' || p->command_uuid == NULL)
+		return RN_EINVAL;
+	rc = nanomdm_body(p, &body, &body_len);
+	if (rc)
+		goto out;
+	url = api_url(m->c->url, "/v1/enqueue/", enr);
+	userpwd = basic_userpwd(m, "nanomdm");
+	x = ctx_new(m, cb, arg);
+	if (url == NULL || userpwd == NULL || x == NULL ||
+	    (x->enrollment = rn_strdup(enr)) == NULL) {
+		rc = RN_ENOMEM;
+		goto out;
+	}
+	memset(&req, 0, sizeof(req));
+	req.method = "PUT";
+	req.url = url;
+	req.headers = hdrs;
+	req.body = body;
+	req.body_len = body_len;
+	req.userpwd = userpwd;
+	rc = http_start(m, &req, x);
+	if (rc == RN_OK)
+		x = NULL; /* http_done owns it now */
+out:
+	ctx_free(x);
+	secret_free(userpwd);
+	free(url);
+	if (body != NULL)
+		plist_to_xml_free(body);
+	return rc;
+}
+
+/* {"udid", "request_type": "InstallProfile", "payload": base64}. */
+static int
+micromdm_body(const mdm_push *p, char **out)
+{
+	json_t *o = NULL;
+	char *b64 = NULL;
+	int rc = RN_OK;
+
+	*out = NULL;
+	b64 = rn_base64(p->profile ? p->profile : "",
+			p->profile ? p->profile_len : 0);
+	o = json_object();
+	if (b64 == NULL || o == NULL) {
+		rc = RN_ENOMEM;
+		goto out;
+	}
+	if (json_object_set_new(o, "udid", jstr(push_enrollment(p))) ||
+	    json_object_set_new(o, "request_type",
+				json_string("InstallProfile")) ||
+	    json_object_set_new(o, "payload", json_string(b64))) {
+		rc = RN_EINVAL; /* not UTF-8 (or no memory) */
+		goto out;
+	}
+	*out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (*out == NULL)
+		rc = RN_ENOMEM;
+out:
+	json_decref(o);
+	free(b64);
+	return rc;
+}
+
+static int
+micromdm_push(mdm *m, const mdm_push *p, mdm_cb cb, void *arg)
+{
+	const char *hdrs[] = {"Content-Type: application/json",
+			      "User-Agent: renewd/" RN_VERSION, NULL};
+	const char *enr = push_enrollment(p);
+	char *url = NULL, *userpwd = NULL, *body = NULL;
+	net_http_req req;
+	mdm_ctx *x = NULL;
+	int rc;
+
+	if (enr == NULL || enr[0] == '\0')
+		return RN_EINVAL;
+	rc = micromdm_body(p, &body);
+	if (rc)
+		goto out;
+	url = api_url(m->c->url, "/v1/commands", NULL);
+	userpwd = basic_userpwd(m, "micromdm");
+	x = ctx_new(m, cb, arg);
+	if (url == NULL || userpwd == NULL || x == NULL) {
+		rc = RN_ENOMEM;
+		goto out;
+	}
+	memset(&req, 0, sizeof(req));
+	req.method = "POST";
+	req.url = url;
+	req.headers = hdrs;
+	req.body = body;
+	req.body_len = strlen(body);
+	req.userpwd = userpwd;
+	rc = http_start(m, &req, x);
+	if (rc == RN_OK)
+		x = NULL; /* http_done owns it now */
+out:
+	ctx_free(x);
+	secret_free(userpwd);
+	free(url);
 	free(body);
 	return rc;
 }
@@ -421,6 +821,10 @@ mdm_push_start(mdm *m, const mdm_push *p, mdm_cb cb, void *arg)
 		return exec_push(m, p, cb, arg);
 	case CFG_MDM_WEBHOOK:
 		return webhook_push(m, p, cb, arg);
+	case CFG_MDM_NANOMDM:
+		return nanomdm_push(m, p, cb, arg);
+	case CFG_MDM_MICROMDM:
+		return micromdm_push(m, p, cb, arg);
 	}
 	return RN_EINVAL;
 }

@@ -2,7 +2,9 @@
  * mdm: push drivers. A driver takes one rendered profile for one job and
  * hands it to the MDM, asynchronously on the loop, and reports whether the
  * MDM accepted it. Drivers in this module: exec (a child process with the
- * profile on stdin) and webhook (JSON POST through net_http).
+ * profile on stdin), webhook (JSON POST through net_http), nanomdm (an
+ * InstallProfile plist PUT to /v1/enqueue/{id}) and micromdm (JSON POST to
+ * /v1/commands), the last two with HTTP basic auth "<driver>:<api key>".
  *
  * A push either returns an error (and never calls back) or calls back
  * exactly once from the loop.
@@ -34,6 +36,10 @@ typedef struct mdm_result {
 	const char *detail; /* what happened, one line; e.g. "exit 0",
 			     * "http 202", "exit 3: <first output line>",
 			     * "timed out after 30s"; never a secret */
+	const char *command_uuid; /* the command UUID the MDM assigned
+				   * (micromdm), valid during the callback;
+				   * NULL when the MDM assigns none and the
+				   * push's own command_uuid stands */
 } mdm_result;
 
 typedef void (*mdm_cb)(void *arg, const mdm_result *r);

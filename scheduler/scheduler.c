@@ -177,7 +177,10 @@ on_pushed(void *arg, const mdm_result *r)
 	snprintf(jid, sizeof(jid), "%lld", (long long)a->job_id);
 	if (r->ok) {
 		const cfg_policy *p = policy_for(sc, a->ca, a->profile);
-		rc = store_job_pushed(sc->s, a->job_id, a->command_uuid,
+		/* the MDM's own command UUID when it assigns one */
+		rc = store_job_pushed(sc->s, a->job_id,
+				      r->command_uuid ? r->command_uuid
+						      : a->command_uuid,
 				      now + p->verify_timeout, r->detail, now);
 		if (rc == RN_OK)
 			log_kv(RN_LOG_INFO, "profile pushed", "job", jid,

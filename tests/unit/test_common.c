@@ -447,11 +447,31 @@ test_buf_add_pct(void **state)
 	rn_buf_release(&b);
 }
 
+static void
+test_base64_strict(void **state)
+{
+	static const char *const bad[] = {"Q=Q=", "====", "QQ=A", "Q===",
+					  "QUJD*A==", "QUJ", "QU\x80""D"};
+	unsigned char *out = NULL;
+	size_t len = 0, i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(rn_base64_decode(bad[i], strlen(bad[i]), &out,
+						  &len),
+				 RN_EINVAL);
+	assert_int_equal(rn_base64_decode("QUI=\n", 5, &out, &len), RN_OK);
+	assert_int_equal(len, 2);
+	assert_memory_equal(out, "AB", 3); /* NUL-terminated */
+	free(out);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_buf_add_pct),
+		cmocka_unit_test(test_base64_strict),
 		cmocka_unit_test(test_duration_parse_ok),
 		cmocka_unit_test(test_duration_parse_rejects),
 		cmocka_unit_test(test_duration_format),

@@ -1,7 +1,7 @@
 /*
  * mdm: the exec driver against real shell scripts in a temp dir and the
- * webhook driver against a tiny HTTP/1.1 server on 127.0.0.1 on the same
- * loop. Every test ends with uv_loop_close() == 0.
+ * webhook, nanomdm and micromdm drivers against a tiny HTTP/1.1 server on
+ * 127.0.0.1 on the same loop. Every test ends with uv_loop_close() == 0.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -21,6 +21,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <plist/plist.h>
 
 #include "mdm/mdm.h"
 #include "tests/unit/support/testhttp.h"
@@ -48,10 +49,14 @@ push_fill(mdm_push *p)
 	p->profile_len = PROFILE_LEN;
 }
 
+/* The MDM API key of the nanomdm/micromdm tests: never in a detail. */
+#define API_KEY "s3cr3t-KEY-9f4e"
+
 typedef struct res {
 	int n;
 	int ok;
 	char *detail;
+	char *uuid; /* mdm_result.command_uuid, or NULL */
 } res;
 
 static void
@@ -61,8 +66,12 @@ res_cb(void *arg, const mdm_result *r)
 
 	g->n++;
 	g->ok = r->ok;
+	assert_non_null(r->detail);
+	assert_null(strstr(r->detail, API_KEY));
 	free(g->detail);
 	g->detail = rn_strdup(r->detail);
+	free(g->uuid);
+	g->uuid = rn_strdup(r->command_uuid);
 }
 
 static char *
@@ -136,6 +145,7 @@ test_exec_stdin_and_env(void **state)
 	th_drain_and_close(&loop);
 	assert_int_equal(g.n, 1);
 	free(g.detail);
+	free(g.uuid);
 }
 
 /*
@@ -195,6 +205,7 @@ test_exec_failures(void **state)
 	th_drain_and_close(&loop);
 	assert_int_equal(g.n, 4);
 	free(g.detail);
+	free(g.uuid);
 }
 
 static void
@@ -224,6 +235,7 @@ test_exec_timeout(void **state)
 	mdm_free(m);
 	th_drain_and_close(&loop);
 	free(g.detail);
+	free(g.uuid);
 }
 
 static void
@@ -313,6 +325,7 @@ test_webhook_push(void **state)
 	assert_true(th_run_until(&loop, &g.n, 1, 5000));
 	assert_int_equal(g.ok, 1);
 	assert_string_equal(g.detail, "http 202");
+	assert_null(g.uuid);
 
 	assert_string_equal(s.method, "POST");
 	assert_string_equal(s.target, "/mdm/push");
@@ -378,6 +391,7 @@ test_webhook_push(void **state)
 	assert_int_equal(g.n, 1);
 	free(c.url);
 	free(g.detail);
+	free(g.uuid);
 }
 
 /* Statuses decide ok; no keys means no auth or signature headers. */
@@ -443,6 +457,7 @@ test_webhook_statuses(void **state)
 	assert_int_equal(g.n, 3);
 	free(c.url);
 	free(g.detail);
+	free(g.uuid);
 }
 
 static void
@@ -495,6 +510,394 @@ test_webhook_transport_errors(void **state)
 	th_drain_and_close(&loop);
 	free(c.url);
 	free(g.detail);
+	free(g.uuid);
+}
+
+/* ---- nanomdm ---------------------------------------------------------- */
+
+/* An enrollment id with characters that must be percent-encoded. */
+#define ENR_ID "dev/ch 9+\xc3\xa9"
+#define ENR_PCT "dev%2Fch%209%2B%C3%A9"
+
+/* The Authorization header value basic auth "user:API_KEY" must give. */
+static char *
+basic_for(const char *user)
+{
+	char *up = rn_asprintf("%s:%s", user, API_KEY), *b64, *v;
+
+	b64 = rn_base64(up, strlen(up));
+	v = rn_asprintf("Basic %s", b64);
+	free(b64);
+	free(up);
+	return v;
+}
+
+static void
+assert_header(const th_srv *s, const char *name, const char *want)
+{
+	char *v = header_value(s->headers, name);
+
+	assert_non_null(v);
+	assert_string_equal(v, want);
+	free(v);
+}
+
+static const char *
+plist_str(plist_t dict, const char *key)
+{
+	plist_t v = plist_dict_get_item(dict, key);
+
+	assert_non_null(v);
+	assert_int_equal(plist_get_node_type(v), PLIST_STRING);
+	return plist_get_string_ptr(v, NULL);
+}
+
+static void
+set_answer(th_srv *s, int status, const char *body)
+{
+	s->status = status;
+	s->ctype = "application/json";
+	s->body = body;
+	s->body_len = strlen(body);
+}
+
+/* The request: PUT, encoded id in the path, basic auth, the plist. */
+static void
+test_nanomdm_push(void **state)
+{
+	cfg_mdm c = {0};
+	uv_loop_t loop;
+	net_http *h;
+	mdm *m;
+	mdm_push p;
+	th_srv s;
+	res g = {0};
+	plist_t pl = NULL, cmd, pay;
+	const char *data;
+	uint64_t dlen = 0;
+	char *want;
+
+	uv_loop_init(&loop);
+	th_srv_start(&loop, &s);
+	set_answer(&s, 200,
+		   "{\"status\":{\"" ENR_ID "\":{\"push_result\":\"p-1\"}},"
+		   "\"no_push\":false,"
+		   "\"command_uuid\":\"0c0ffee0-1111-4222-8333-444455556666\","
+		   "\"request_type\":\"InstallProfile\"}");
+	assert_int_equal(net_http_new(&loop, &h), 0);
+	c.driver = CFG_MDM_NANOMDM;
+	c.url = th_url_for(&s, "/"); /* a trailing slash is not doubled */
+	c.api_key = API_KEY;
+	c.timeout = 10;
+	assert_int_equal(mdm_new(&loop, h, &c, &m), 0);
+	push_fill(&p);
+	p.enrollment_id = ENR_ID;
+	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
+	mdm_free(m); /* the push holds its own copies */
+	assert_true(th_run_until(&loop, &g.n, 1, 5000));
+	assert_int_equal(g.ok, 1);
+	assert_string_equal(g.detail, "http 200, queued");
+	assert_null(g.uuid); /* NanoMDM keeps our UUID */
+
+	assert_string_equal(s.method, "PUT");
+	assert_string_equal(s.target, "/v1/enqueue/" ENR_PCT);
+	assert_header(&s, "Content-Type", "application/xml");
+	want = basic_for("nanomdm");
+	assert_header(&s, "Authorization", want);
+	free(want);
+
+	plist_from_xml(s.req_body, (uint32_t)s.req_body_len, &pl);
+	assert_non_null(pl);
+	assert_int_equal(plist_get_node_type(pl), PLIST_DICT);
+	assert_string_equal(plist_str(pl, "CommandUUID"),
+			    "0c0ffee0-1111-4222-8333-444455556666");
+	cmd = plist_dict_get_item(pl, "Command");
+	assert_non_null(cmd);
+	assert_int_equal(plist_get_node_type(cmd), PLIST_DICT);
+	assert_string_equal(plist_str(cmd, "RequestType"), "InstallProfile");
+	pay = plist_dict_get_item(cmd, "Payload");
+	assert_non_null(pay);
+	assert_int_equal(plist_get_node_type(pay), PLIST_DATA);
+	data = plist_get_data_ptr(pay, &dlen);
+	assert_int_equal(dlen, PROFILE_LEN);
+	assert_memory_equal(data, profile, PROFILE_LEN);
+	plist_free(pl);
+
+	/* no enrollment id: the host's */
+	p.enrollment_id = NULL;
+	assert_int_equal(mdm_new(&loop, h, &c, &m), 0);
+	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
+	assert_true(th_run_until(&loop, &g.n, 2, 5000));
+	assert_int_equal(g.ok, 1);
+	assert_string_equal(s.target, "/v1/enqueue/"
+				      "6f1c1b2a-0000-4000-8000-00000000beef");
+	mdm_free(m);
+
+	net_http_free(h);
+	th_srv_stop(&s);
+	th_drain_and_close(&loop);
+	assert_int_equal(g.n, 2);
+	free(c.url);
+	free(g.detail);
+	free(g.uuid);
+}
+
+/* Push n-th through m; the result must be ok/detail. */
+static void
+push_expect(uv_loop_t *loop, mdm *m, const mdm_push *p, res *g, int n,
+	    int ok, const char *detail)
+{
+	assert_int_equal(mdm_push_start(m, p, res_cb, g), 0);
+	assert_true(th_run_until(loop, &g->n, n, 5000));
+	assert_int_equal(g->ok, ok);
+	assert_string_equal(g->detail, detail);
+}
+
+/* Command errors fail, push errors alone do not. */
+static void
+test_nanomdm_answers(void **state)
+{
+	cfg_mdm c = {0};
+	uv_loop_t loop;
+	net_http *h;
+	mdm *m;
+	mdm_push p;
+	th_srv s;
+	res g = {0};
+
+	uv_loop_init(&loop);
+	th_srv_start(&loop, &s);
+	assert_int_equal(net_http_new(&loop, &h), 0);
+	c.driver = CFG_MDM_NANOMDM;
+	c.url = th_url_for(&s, "/nano");
+	c.api_key = API_KEY;
+	c.timeout = 10;
+	assert_int_equal(mdm_new(&loop, h, &c, &m), 0);
+	push_fill(&p);
+	p.enrollment_id = "E1";
+
+	set_answer(&s, 500,
+		   "{\"status\":{\"E1\":{}},\"command_error\":"
+		   "\"enqueue: database is locked\"}");
+	push_expect(&loop, m, &p, &g, 1, 0,
+		    "nanomdm: command error: enqueue: database is locked");
+	assert_string_equal(s.target, "/nano/v1/enqueue/E1");
+
+	/* a command error for our enrollment alone, in a 207 */
+	set_answer(&s, 207,
+		   "{\"status\":{\"E1\":{\"command_error\":\"no such id\"},"
+		   "\"E2\":{}}}");
+	push_expect(&loop, m, &p, &g, 2, 0,
+		    "nanomdm: command error: no such id");
+
+	/* a push error alone: queued, the device gets it at check-in */
+	set_answer(&s, 207,
+		   "{\"status\":{\"E1\":{\"push_error\":\"apns: "
+		   "BadDeviceToken\"}},\"command_uuid\":\"x\"}");
+	push_expect(&loop, m, &p, &g, 3, 1,
+		    "queued, push failed: apns: BadDeviceToken");
+	assert_non_null(strstr(g.detail, "push failed"));
+
+	/* NanoMDM says 500 when its only push failed: still queued */
+	set_answer(&s, 500, "{\"push_error\":\"no push info\"}");
+	push_expect(&loop, m, &p, &g, 4, 1, "queued, push failed: no push info");
+
+	/* another enrollment's errors are not ours */
+	set_answer(&s, 200,
+		   "{\"status\":{\"E1\":{},\"E9\":{\"command_error\":\"x\"}}}");
+	push_expect(&loop, m, &p, &g, 5, 1, "http 200, queued");
+
+	set_answer(&s, 401, "Unauthorized\n");
+	push_expect(&loop, m, &p, &g, 6, 0, "nanomdm: http 401: Unauthorized");
+
+	set_answer(&s, 500, "");
+	push_expect(&loop, m, &p, &g, 7, 0, "nanomdm: http 500");
+
+	/* one shared client: the connection was reused */
+	assert_int_equal(s.requests, 7);
+	assert_int_equal(s.accepts, 1);
+
+	mdm_free(m);
+	net_http_free(h);
+	th_srv_stop(&s);
+	th_drain_and_close(&loop);
+	free(c.url);
+	free(g.detail);
+	free(g.uuid);
+}
+
+/* ---- micromdm --------------------------------------------------------- */
+
+static void
+test_micromdm_push(void **state)
+{
+	cfg_mdm c = {0};
+	uv_loop_t loop;
+	net_http *h;
+	mdm *m;
+	mdm_push p;
+	th_srv s;
+	res g = {0};
+	json_t *j;
+	unsigned char *dec;
+	size_t declen;
+	const char *v;
+	char *want;
+
+	uv_loop_init(&loop);
+	th_srv_start(&loop, &s);
+	set_answer(&s, 201,
+		   "{\"payload\":{\"command_uuid\":"
+		   "\"9a8b7c6d-0000-4000-8000-000000000001\","
+		   "\"command\":{\"request_type\":\"InstallProfile\"}}}");
+	assert_int_equal(net_http_new(&loop, &h), 0);
+	c.driver = CFG_MDM_MICROMDM;
+	c.url = th_url_for(&s, "");
+	c.api_key = API_KEY;
+	c.timeout = 10;
+	assert_int_equal(mdm_new(&loop, h, &c, &m), 0);
+	push_fill(&p);
+	p.enrollment_id = "564DF4AE-96B5-72BF-02C4-6B8B94BA5BF4";
+	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
+	mdm_free(m);
+	assert_true(th_run_until(&loop, &g.n, 1, 5000));
+	assert_int_equal(g.ok, 1);
+	assert_string_equal(g.detail, "http 201");
+	assert_non_null(g.uuid);
+	assert_string_equal(g.uuid, "9a8b7c6d-0000-4000-8000-000000000001");
+
+	assert_string_equal(s.method, "POST");
+	assert_string_equal(s.target, "/v1/commands");
+	assert_header(&s, "Content-Type", "application/json");
+	want = basic_for("micromdm");
+	assert_header(&s, "Authorization", want);
+	free(want);
+
+	j = json_loadb(s.req_body, s.req_body_len, 0, NULL);
+	assert_non_null(j);
+	assert_json_str(j, "udid", "564DF4AE-96B5-72BF-02C4-6B8B94BA5BF4");
+	assert_json_str(j, "request_type", "InstallProfile");
+	v = json_string_value(json_object_get(j, "payload"));
+	assert_non_null(v);
+	assert_null(strpbrk(v, "-_"));
+	assert_int_equal(strlen(v) % 4, 0);
+	assert_int_equal(rn_base64_decode(v, strlen(v), &dec, &declen), 0);
+	assert_int_equal(declen, PROFILE_LEN);
+	assert_memory_equal(dec, profile, PROFILE_LEN);
+	free(dec);
+	json_decref(j);
+
+	net_http_free(h);
+	th_srv_stop(&s);
+	th_drain_and_close(&loop);
+	free(c.url);
+	free(g.detail);
+	free(g.uuid);
+}
+
+static void
+test_micromdm_answers(void **state)
+{
+	cfg_mdm c = {0};
+	uv_loop_t loop;
+	net_http *h;
+	mdm *m;
+	mdm_push p;
+	th_srv s;
+	res g = {0};
+	json_t *j;
+
+	uv_loop_init(&loop);
+	th_srv_start(&loop, &s);
+	assert_int_equal(net_http_new(&loop, &h), 0);
+	c.driver = CFG_MDM_MICROMDM;
+	c.url = th_url_for(&s, "/mdm/");
+	c.api_key = API_KEY;
+	c.timeout = 10;
+	assert_int_equal(mdm_new(&loop, h, &c, &m), 0);
+	push_fill(&p);
+
+	set_answer(&s, 400, "bad request: unknown udid\nmore\n");
+	push_expect(&loop, m, &p, &g, 1, 0,
+		    "micromdm: http 400: bad request: unknown udid");
+	assert_null(g.uuid);
+	assert_string_equal(s.target, "/mdm/v1/commands");
+	/* udid defaults to the host */
+	j = json_loadb(s.req_body, s.req_body_len, 0, NULL);
+	assert_non_null(j);
+	assert_json_str(j, "udid", "6f1c1b2a-0000-4000-8000-00000000beef");
+	json_decref(j);
+
+	/* only 201 is a created command */
+	set_answer(&s, 200, "{}");
+	push_expect(&loop, m, &p, &g, 2, 0, "micromdm: http 200: {}");
+
+	/* 201 without a usable UUID: accepted, none passed back */
+	set_answer(&s, 201, "{\"payload\":{\"command_uuid\":\"a b\"}}");
+	push_expect(&loop, m, &p, &g, 3, 1, "http 201");
+	assert_null(g.uuid);
+
+	set_answer(&s, 401, "");
+	push_expect(&loop, m, &p, &g, 4, 0, "micromdm: http 401");
+
+	mdm_free(m);
+	net_http_free(h);
+	th_srv_stop(&s);
+	th_drain_and_close(&loop);
+	free(c.url);
+	free(g.detail);
+	free(g.uuid);
+}
+
+/* The command-API drivers share the webhook's transport wording. */
+static void
+test_command_api_transport_errors(void **state)
+{
+	static const int drivers[] = {CFG_MDM_NANOMDM, CFG_MDM_MICROMDM};
+	cfg_mdm c = {0};
+	uv_loop_t loop;
+	net_http *h;
+	mdm *m;
+	mdm_push p;
+	th_srv s;
+	res g = {0};
+	int port, i;
+
+	uv_loop_init(&loop);
+	port = th_closed_port(&loop);
+	assert_int_equal(net_http_new(&loop, &h), 0);
+	push_fill(&p);
+	c.api_key = API_KEY;
+	c.timeout = 1;
+	c.url = rn_asprintf("http://127.0.0.1:%d", port);
+	for (i = 0; i < 2; i++) {
+		c.driver = drivers[i];
+		assert_int_equal(mdm_new(&loop, h, &c, &m), 0);
+		assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
+		assert_true(th_run_until(&loop, &g.n, i + 1, 5000));
+		assert_int_equal(g.ok, 0);
+		assert_true(strncmp(g.detail, "connect error: ", 15) == 0);
+		mdm_free(m);
+	}
+	free(c.url);
+
+	th_srv_start(&loop, &s);
+	s.respond = 0;
+	c.url = th_url_for(&s, "");
+	c.driver = CFG_MDM_NANOMDM;
+	assert_int_equal(mdm_new(&loop, h, &c, &m), 0);
+	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
+	assert_true(th_run_until(&loop, &g.n, 3, 5000));
+	assert_int_equal(g.ok, 0);
+	assert_string_equal(g.detail, "timed out after 1s");
+	mdm_free(m);
+
+	net_http_free(h);
+	th_srv_stop(&s);
+	th_drain_and_close(&loop);
+	free(c.url);
+	free(g.detail);
+	free(g.uuid);
 }
 
 /* ---- driver selection ------------------------------------------------- */
@@ -511,12 +914,25 @@ test_new_and_names(void **state)
 	uv_loop_init(&loop);
 	assert_int_equal(net_http_new(&loop, &h), 0);
 	c.url = "http://127.0.0.1:1/";
-	/* not yet implemented: a later issue adds them */
+	/* nanomdm and micromdm need a URL, an API key and a client */
 	c.driver = CFG_MDM_NANOMDM;
 	assert_int_equal(mdm_new(&loop, h, &c, &m), RN_EINVAL);
 	assert_null(m);
 	c.driver = CFG_MDM_MICROMDM;
 	assert_int_equal(mdm_new(&loop, h, &c, &m), RN_EINVAL);
+	c.api_key = "";
+	assert_int_equal(mdm_new(&loop, h, &c, &m), RN_EINVAL);
+	c.api_key = API_KEY;
+	assert_int_equal(mdm_new(&loop, NULL, &c, &m), RN_EINVAL);
+	assert_int_equal(mdm_new(&loop, h, &c, &m), 0);
+	mdm_free(m);
+	c.driver = CFG_MDM_NANOMDM;
+	assert_int_equal(mdm_new(&loop, h, &c, &m), 0);
+	mdm_free(m);
+	c.url = NULL;
+	assert_int_equal(mdm_new(&loop, h, &c, &m), RN_EINVAL);
+	c.url = "http://127.0.0.1:1/";
+	c.api_key = NULL;
 	/* exec needs a command, webhook a URL and a client */
 	c.driver = CFG_MDM_EXEC;
 	assert_int_equal(mdm_new(&loop, h, &c, &m), RN_EINVAL);
@@ -552,6 +968,11 @@ main(void)
 		cmocka_unit_test(test_webhook_push),
 		cmocka_unit_test(test_webhook_statuses),
 		cmocka_unit_test(test_webhook_transport_errors),
+		cmocka_unit_test(test_nanomdm_push),
+		cmocka_unit_test(test_nanomdm_answers),
+		cmocka_unit_test(test_micromdm_push),
+		cmocka_unit_test(test_micromdm_answers),
+		cmocka_unit_test(test_command_api_transport_errors),
 		cmocka_unit_test(test_new_and_names),
 	};
 
