@@ -550,6 +550,10 @@ class Fleet:
         if rc != 0:
             raise AssertionError("renewd exited %d after SIGTERM (want 0)"
                                  "\n%s" % (rc, self.log_tail()))
+        # every libuv handle was closed: uv_loop_close() returned 0
+        if "event loop closed with handles still open" in self.log_text():
+            raise AssertionError("renewd left libuv handles open\n%s"
+                                 % self.log_tail())
 
     def kill9(self):
         assert self.running(), "renewd is not running\n" + self.log_tail()
