@@ -116,6 +116,7 @@ on_upstream(void *arg, const net_http_resp *r)
 					 detail);
 				if (c->job_id)
 					sched_job_refused(env->sc, c->job_id,
+							  "ca_refused",
 							  detail);
 			} else {
 				job_note(env, c->job_id, "scep_certrep",
@@ -324,6 +325,14 @@ on_request(void *arg, net_httpd_req *req)
 			return;
 		}
 		proxy(srv, req, path + sizeof(PROXY_PREFIX) - 1);
+		return;
+	}
+	if (strcmp(path, "/webhook/mdm") == 0) {
+		if (strcmp(method, "POST")) {
+			text(req, 405, "method not allowed");
+			return;
+		}
+		http_mdm_webhook(srv->env, req);
 		return;
 	}
 	text(req, 404, "not found");

@@ -2,6 +2,11 @@
  * renewd's HTTP routes on net_httpd:
  *   GET  /healthz                         200 "ok"
  *   GET|POST /mdm/scep/proxy/{id}?operation=...   the SCEP proxy
+ *   POST /webhook/mdm                     NanoMDM/MicroMDM events
+ *        (mdmhook.c): 401 "bad signature" when webhook_hmac_key is set and
+ *        X-Hmac-Signature does not verify, 400 with the parser's message,
+ *        200 "duplicate" for an event_id seen before, else 200 "ok" once
+ *        the event and its effects committed together.
  * The proxy ties every request to a host, profile, CA and live one-time
  * token before anything goes upstream, forwards GetCACaps, GetCACert and
  * PKIOperation to the CA with libcurl on the loop, records the CA's answer
@@ -33,5 +38,8 @@ int http_start(uv_loop_t *loop, http_env *env, http_srv **out,
 /* Upstream calls in flight are detached (their answers are dropped),
  * held requests are answered 503, and the server closes. */
 void http_stop(http_srv *h);
+
+/* The /webhook/mdm route (mdmhook.c); answers req exactly once. */
+void http_mdm_webhook(http_env *env, net_httpd_req *req);
 
 #endif

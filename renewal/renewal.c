@@ -293,14 +293,46 @@ out:
 }
 
 int
+renewal_cert_place(store *s, const rn_conf *c, store_cert *cert,
+		   const char *host, const char *profile, const char *ca,
+		   int64_t now, int *dup)
+{
+	const cfg_policy *pol = renewal_conf_policy(c, ca, profile);
+	store_job job;
+	int64_t job_id = 0;
+
+	free(cert->host_uuid);
+	free(cert->profile_uuid);
+	free(cert->ca_name);
+	free(cert->policy);
+	cert->host_uuid = rn_strdup(host);
+	cert->profile_uuid = rn_strdup(profile);
+	cert->ca_name = rn_strdup(ca);
+	cert->policy = rn_strdup(pol->name);
+	if (!cert->host_uuid || !cert->profile_uuid || !cert->ca_name ||
+	    !cert->policy)
+		return RN_ENOMEM;
+	cert->renew_at = sched_renew_at(pol, cert->not_valid_before,
+					cert->not_valid_after, host, profile);
+	/* A renewal ID ties the certificate to exactly one job; a job of
+	 * another host or profile is never verified by it. */
+	if (cert->renewal_id &&
+	    store_job_by_renewal_id(s, cert->renewal_id, &job) == RN_OK) {
+		if (strcmp(job.host_uuid, host) == 0 &&
+		    strcmp(job.profile_uuid, profile) == 0 &&
+		    strcmp(job.ca_name, ca) == 0)
+			job_id = job.id;
+		store_job_release(&job);
+	}
+	return store_cert_install(s, cert, job_id, now, dup);
+}
+
+int
 renewal_cert_import(store *s, const rn_conf *c, const char *host,
 		    const char *serial, const char *profile, const char *ca, const void *data,
 		    size_t len, int64_t now, renewal_import *out, char **err)
 {
 	const prof_template *t = renewal_conf_profile(c, profile);
-	const cfg_policy *pol;
-	store_job job;
-	int64_t job_id = 0;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -318,32 +350,15 @@ renewal_cert_import(store *s, const rn_conf *c, const char *host,
 	rc = renewal_cert_parse(data, len, &out->cert, err);
 	if (rc)
 		return rc;
-	pol = renewal_conf_policy(c, ca, profile);
-	out->cert.host_uuid = rn_strdup(host);
-	out->cert.profile_uuid = rn_strdup(profile);
-	out->cert.ca_name = rn_strdup(ca);
-	out->cert.policy = rn_strdup(pol->name);
-	out->cert.renew_at = sched_renew_at(pol, out->cert.not_valid_before,
-					    out->cert.not_valid_after, host,
-					    profile);
 	rc = store_begin(s);
 	if (rc)
 		goto fail;
-	/* A renewal ID ties the certificate to exactly one job; a job of
-	 * another host or profile is never verified by it. */
-	if (out->cert.renewal_id &&
-	    store_job_by_renewal_id(s, out->cert.renewal_id, &job) == RN_OK) {
-		if (strcmp(job.host_uuid, host) == 0 &&
-		    strcmp(job.profile_uuid, profile) == 0 &&
-		    strcmp(job.ca_name, ca) == 0)
-			job_id = job.id;
-		store_job_release(&job);
-	}
 	rc = store_host_upsert(s, host, serial, now);
 	if (rc == RN_OK)
 		rc = store_host_profile_add(s, host, profile);
 	if (rc == RN_OK)
-		rc = store_cert_install(s, &out->cert, job_id, now, &out->dup);
+		rc = renewal_cert_place(s, c, &out->cert, host, profile, ca,
+					now, &out->dup);
 	if (rc == RN_OK)
 		rc = store_commit(s);
 	if (rc) {

@@ -67,6 +67,17 @@ int renewal_cert_import(store *s, const rn_conf *c, const char *host,
 			size_t len, int64_t now, renewal_import *out,
 			char **err);
 
+/*
+ * The shared core of an import: give a parsed certificate its triple, the
+ * policy's renew_at, and install it as the triple's current certificate,
+ * verifying the open job of the same triple its renewal ID belongs to.
+ * The caller holds the transaction and has created the host. cert->job_id
+ * is the verified job afterwards (0 if none).
+ */
+int renewal_cert_place(store *s, const rn_conf *c, store_cert *cert,
+		       const char *host, const char *profile, const char *ca,
+		       int64_t now, int *dup);
+
 /* ---- rendering -------------------------------------------------------- */
 
 /*

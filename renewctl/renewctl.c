@@ -1085,6 +1085,43 @@ ctl_cert_row(void *arg, const store_cert *c)
 	return RN_OK;
 }
 
+/* A certificate a device reported that matched no job. */
+static int
+ctl_unmatched_row(void *arg, const store_unmatched *u)
+{
+	ctl_list *l = arg;
+	char nva[RN_TIME_LEN], seen[RN_TIME_LEN];
+
+	if (l->arr) {
+		json_t *o = json_object();
+		if (o == NULL ||
+		    json_object_set_new(o, "host_uuid",
+					ctl_jstr(u->host_uuid)) ||
+		    json_object_set_new(o, "sha256", ctl_jstr(u->sha256)) ||
+		    json_object_set_new(o, "subject", ctl_jstr(u->subject)) ||
+		    json_object_set_new(o, "serial", ctl_jstr(u->serial)) ||
+		    json_object_set_new(o, "not_valid_after",
+					ctl_jstr(ctl_time(u->not_valid_after,
+							  nva, sizeof(nva)))) ||
+		    json_object_set_new(o, "seen_at",
+					ctl_jstr(ctl_time(u->seen_at, seen,
+							  sizeof(seen))))) {
+			json_decref(o);
+			l->err = RN_ENOMEM;
+		} else if (json_array_append_new(l->arr, o)) {
+			l->err = RN_ENOMEM;
+		}
+		return RN_OK;
+	}
+	if (ctl_table_add(&l->table, u->host_uuid,
+			  ctl_time(u->not_valid_after, nva, sizeof(nva)),
+			  ctl_time(u->seen_at, seen, sizeof(seen)),
+			  u->serial ? u->serial : "-",
+			  u->subject ? u->subject : "-"))
+		l->err = RN_ENOMEM;
+	return RN_OK;
+}
+
 static int cmd_certs_import(ctl *c, int argc, char **argv);
 
 static int
@@ -1124,10 +1161,9 @@ cmd_certs(ctl *c, int argc, char **argv)
 			      "renewing, superseded, expired)", state);
 		return CTL_USAGE;
 	}
-	if (unmatched) {
-		ctl_err("--unmatched needs MDM certificate reports (not "
-			"available yet)");
-		return CTL_FAIL;
+	if (unmatched && (within || state)) {
+		ctl_usage_err("--unmatched takes only --host");
+		return CTL_USAGE;
 	}
 	f.host_uuid = host;
 	f.state = state;
@@ -1137,13 +1173,19 @@ cmd_certs(ctl *c, int argc, char **argv)
 		return rc;
 
 	memset(&l, 0, sizeof(l));
-	l.table.ncols = 8;
+	l.table.ncols = unmatched ? 5 : 8;
 	if (c->json)
 		l.arr = json_array();
+	else if (unmatched)
+		ctl_table_add(&l.table, "HOST", "NOT_AFTER", "SEEN_AT",
+			      "SERIAL", "SUBJECT");
 	else
 		ctl_table_add(&l.table, "ID", "HOST", "PROFILE", "CA", "STATE",
 			      "NOT_AFTER", "RENEW_AT", "SERIAL");
-	rc = store_certs_each(s, &f, ctl_cert_row, &l);
+	if (unmatched)
+		rc = store_unmatched_each(s, host, ctl_unmatched_row, &l);
+	else
+		rc = store_certs_each(s, &f, ctl_cert_row, &l);
 	if (rc == RN_OK)
 		rc = l.err;
 	if (rc != RN_OK) {

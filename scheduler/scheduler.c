@@ -737,7 +737,8 @@ sched_stop(sched *sc, int64_t grace_ms, void (*done)(void *arg), void *arg)
 }
 
 int
-sched_job_refused(sched *sc, int64_t job_id, const char *detail)
+sched_job_refused(sched *sc, int64_t job_id, const char *event,
+		  const char *detail)
 {
 	store_job j;
 	int rc = store_job_get(sc->s, job_id, &j);
@@ -749,7 +750,7 @@ sched_job_refused(sched *sc, int64_t job_id, const char *detail)
 		return RN_EBUSY;
 	}
 	attempt_failed(sc, j.id, j.state, j.attempts, j.ca_name,
-		       j.profile_uuid, "ca_refused", detail, 0);
+		       j.profile_uuid, event, detail, 0);
 	store_job_release(&j);
 	schedule_step(sc);
 	return RN_OK;

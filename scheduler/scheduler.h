@@ -56,11 +56,14 @@ void sched_kick(sched *sc);
 void sched_stop(sched *sc, int64_t grace_ms, void (*done)(void *arg),
 		void *arg);
 /*
- * The CA refused the enrollment of a pushed job (CertRep FAILURE): count
- * it as a failed attempt, with backoff or final failure like a failed
- * push. RN_EBUSY when the job is not pushed or acknowledged any more.
+ * Something outside refused a pushed job (the CA's CertRep FAILURE,
+ * "ca_refused"; the device's Error result, "device_error"): count it as a
+ * failed attempt recorded as `event`, with backoff or final failure like a
+ * failed push. RN_EBUSY when the job is not pushed or acknowledged any
+ * more. Usable inside a store transaction.
  */
-int sched_job_refused(sched *sc, int64_t job_id, const char *detail);
+int sched_job_refused(sched *sc, int64_t job_id, const char *event,
+		      const char *detail);
 /*
  * Push an open pushed/acknowledged job again now, as a new attempt with
  * a new renewal ID and token (its token expired before the device used

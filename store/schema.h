@@ -110,4 +110,23 @@ static const char *const store_migrations[] = {
 	"  next_attempt_at INTEGER NOT NULL,"
 	"  created_at INTEGER NOT NULL);"
 	"CREATE INDEX nt_due ON notifications (state, next_attempt_at);",
+	/* 2: MDM webhook ingestion */
+	/* Event IDs already processed: a redelivered webhook is a no-op. */
+	"CREATE TABLE mdm_events ("
+	"  event_id TEXT PRIMARY KEY,"
+	"  topic TEXT,"
+	"  received_at INTEGER) WITHOUT ROWID;"
+	/* Command results name the job by the command UUID it was pushed
+	 * with. */
+	"CREATE INDEX rj_command ON renewal_jobs (command_uuid);"
+	/* Certificates a device reported that verify no job and are not
+	 * managed, so an operator can see what else is installed. */
+	"CREATE TABLE unmatched_certificates ("
+	"  host_uuid TEXT NOT NULL,"
+	"  sha256 TEXT NOT NULL,"
+	"  subject TEXT,"
+	"  serial TEXT,"
+	"  not_valid_after INTEGER,"
+	"  seen_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (host_uuid, sha256)) WITHOUT ROWID;",
 };

@@ -26,7 +26,9 @@ enum {
 	ST_JOB_VERIFY, ST_CERT_SET_RENEW_AT, ST_REARM_SELECT, ST_JOBS_LIST,
 	ST_JOBS_LIST_STATE, ST_SCHED_INSERT, ST_SCHED_DROP_CURRENT,
 	ST_SCHED_DELETE, ST_SCHED_SET, ST_TOKEN_GET, ST_TOKEN_CONSUME,
-	ST_HP_HAS, ST_JOB_OPEN_ROW,
+	ST_HP_HAS, ST_JOB_OPEN_ROW, ST_HOST_ENROLL, ST_HOST_STATE,
+	ST_MDM_EVENT, ST_JOB_BY_CMD, ST_HOST_OPEN_JOBS, ST_JOB_ACK,
+	ST_UNMATCHED_ADD, ST_UNMATCHED_ALL, ST_UNMATCHED_HOST,
 	ST__COUNT
 };
 
@@ -197,6 +199,35 @@ static const char *const sql_text[ST__COUNT] = {
 			    "LIMIT ?2",
 	[ST_JOBS_LIST] = "SELECT " JOB_COLS " FROM renewal_jobs ORDER BY id "
 			 "DESC LIMIT ?1",
+	[ST_HOST_ENROLL] = "UPDATE hosts SET enrollment_id = ?2, "
+			   "last_seen = ?3 WHERE uuid = ?1",
+	[ST_HOST_STATE] = "UPDATE hosts SET state = ?2, last_seen = ?3 "
+			  "WHERE uuid = ?1",
+	[ST_MDM_EVENT] = "INSERT OR IGNORE INTO mdm_events (event_id, topic, "
+			 "received_at) VALUES (?1, ?2, ?3)",
+	/* A command UUID is fresh per push; the newest job wins should an
+	 * MDM ever reuse one. */
+	[ST_JOB_BY_CMD] = "SELECT " JOB_COLS " FROM renewal_jobs WHERE "
+			  "command_uuid = ?1 ORDER BY id DESC LIMIT 1",
+	[ST_HOST_OPEN_JOBS] = "SELECT " JOB_COLS " FROM renewal_jobs WHERE "
+			      "host_uuid = ?1 AND state IN " OPEN_STATES
+			      " ORDER BY id",
+	[ST_JOB_ACK] = "UPDATE renewal_jobs SET state = 'acknowledged', "
+		       "updated_at = ?2 WHERE id = ?1 AND state = 'pushed'",
+	[ST_UNMATCHED_ADD] =
+	    "INSERT INTO unmatched_certificates (host_uuid, sha256, subject, "
+	    "serial, not_valid_after, seen_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6 "
+	    "WHERE NOT EXISTS (SELECT 1 FROM managed_certificates WHERE "
+	    "host_uuid = ?1 AND sha256 = ?2) ON CONFLICT (host_uuid, sha256) "
+	    "DO UPDATE SET seen_at = ?6",
+	[ST_UNMATCHED_ALL] = "SELECT host_uuid, sha256, subject, serial, "
+			     "not_valid_after, seen_at FROM "
+			     "unmatched_certificates ORDER BY seen_at DESC, "
+			     "host_uuid, sha256",
+	[ST_UNMATCHED_HOST] = "SELECT host_uuid, sha256, subject, serial, "
+			      "not_valid_after, seen_at FROM "
+			      "unmatched_certificates WHERE host_uuid = ?1 "
+			      "ORDER BY seen_at DESC, sha256",
 	[ST_JOBS_LIST_STATE] = "SELECT " JOB_COLS " FROM renewal_jobs WHERE "
 			       "state = ?2 ORDER BY id DESC LIMIT ?1",
 };
@@ -513,7 +544,7 @@ migrate(store *s, char **errmsg)
 			store_rollback(s);
 			return rc;
 		}
-		if (n > 0 || v > 0)
+		if (v > 0) /* an existing database was upgraded */
 			log_info("database migrated to schema version %d",
 				 n + 1);
 	}
@@ -698,6 +729,105 @@ store_host_profile_add(store *s, const char *host, const char *profile)
 	bind_text(st, 1, host);
 	bind_text(st, 2, profile);
 	return exec_stmt(s, st, NULL);
+}
+
+int
+store_host_set_enrollment(store *s, const char *uuid,
+			  const char *enrollment_id, int64_t now)
+{
+	sqlite3_stmt *st = stmt(s, ST_HOST_ENROLL);
+
+	if (st == NULL)
+		return RN_ESTORE;
+	bind_text(st, 1, uuid);
+	bind_text(st, 2, enrollment_id);
+	sqlite3_bind_int64(st, 3, now);
+	return exec_stmt(s, st, NULL);
+}
+
+int
+store_host_set_state(store *s, const char *uuid, const char *state,
+		     int64_t now)
+{
+	sqlite3_stmt *st = stmt(s, ST_HOST_STATE);
+	int rc, changes = 0;
+
+	if (st == NULL)
+		return RN_ESTORE;
+	bind_text(st, 1, uuid);
+	bind_text(st, 2, state);
+	sqlite3_bind_int64(st, 3, now);
+	rc = exec_stmt(s, st, &changes);
+	if (rc == RN_OK && changes == 0)
+		rc = RN_ENOTFOUND;
+	return rc;
+}
+
+/* ---- MDM webhook events ----------------------------------------------- */
+
+int
+store_mdm_event_record(store *s, const char *event_id, const char *topic,
+		       int64_t now)
+{
+	sqlite3_stmt *st = stmt(s, ST_MDM_EVENT);
+	int rc, changes = 0;
+
+	if (st == NULL)
+		return RN_ESTORE;
+	bind_text(st, 1, event_id);
+	bind_text(st, 2, topic);
+	sqlite3_bind_int64(st, 3, now);
+	rc = exec_stmt(s, st, &changes);
+	if (rc == RN_OK && changes == 0)
+		rc = RN_EEXIST;
+	return rc;
+}
+
+int
+store_unmatched_add(store *s, const char *host, const store_cert *c,
+		    int64_t now)
+{
+	sqlite3_stmt *st = stmt(s, ST_UNMATCHED_ADD);
+
+	if (st == NULL)
+		return RN_ESTORE;
+	bind_text(st, 1, host);
+	bind_text(st, 2, c->sha256);
+	bind_text(st, 3, c->subject);
+	bind_text(st, 4, c->serial);
+	sqlite3_bind_int64(st, 5, c->not_valid_after);
+	sqlite3_bind_int64(st, 6, now);
+	return exec_stmt(s, st, NULL);
+}
+
+int
+store_unmatched_each(store *s, const char *host, store_unmatched_cb cb,
+		     void *arg)
+{
+	sqlite3_stmt *st = stmt(s, host ? ST_UNMATCHED_HOST
+					: ST_UNMATCHED_ALL);
+	store_unmatched u;
+	int rc, ret = 0;
+
+	if (st == NULL)
+		return RN_ESTORE;
+	if (host)
+		bind_text(st, 1, host);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		u.host_uuid = (const char *)sqlite3_column_text(st, 0);
+		u.sha256 = (const char *)sqlite3_column_text(st, 1);
+		u.subject = (const char *)sqlite3_column_text(st, 2);
+		u.serial = (const char *)sqlite3_column_text(st, 3);
+		u.not_valid_after = sqlite3_column_int64(st, 4);
+		u.seen_at = sqlite3_column_int64(st, 5);
+		ret = cb(arg, &u);
+		if (ret)
+			break;
+	}
+	sqlite3_reset(st);
+	if (ret)
+		return ret;
+	return rc == SQLITE_DONE ? RN_OK : sqerr(s, rc);
 }
 
 /* ---- events ----------------------------------------------------------- */
@@ -1203,6 +1333,44 @@ store_job_by_renewal_id(store *s, const char *renewal_id, store_job *out)
 	return one_job(s, st, out);
 }
 
+int
+store_job_by_command_uuid(store *s, const char *command_uuid,
+			  store_job *out)
+{
+	sqlite3_stmt *st = stmt(s, ST_JOB_BY_CMD);
+
+	if (st == NULL)
+		return RN_ESTORE;
+	bind_text(st, 1, command_uuid);
+	return one_job(s, st, out);
+}
+
+int
+store_job_acknowledged(store *s, int64_t id, const char *detail,
+		       int64_t now)
+{
+	sqlite3_stmt *st;
+	int own, rc, changes = 0;
+
+	rc = tx_begin(s, &own);
+	if (rc)
+		return rc;
+	st = stmt(s, ST_JOB_ACK);
+	if (st == NULL) {
+		rc = RN_ESTORE;
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, now);
+	rc = exec_stmt(s, st, &changes);
+	if (rc == RN_OK && changes == 0)
+		rc = RN_EBUSY;
+	if (rc == RN_OK)
+		rc = event_insert(s, id, "acknowledged", detail, now);
+out:
+	return tx_end(s, own, rc);
+}
+
 static int
 each_job(store *s, sqlite3_stmt *st, store_job_cb cb, void *arg)
 {
@@ -1238,6 +1406,18 @@ each_job(store *s, sqlite3_stmt *st, store_job_cb cb, void *arg)
 	}
 	free(rows);
 	return crc;
+}
+
+int
+store_host_open_jobs_each(store *s, const char *host, store_job_cb cb,
+			  void *arg)
+{
+	sqlite3_stmt *st = stmt(s, ST_HOST_OPEN_JOBS);
+
+	if (st == NULL)
+		return RN_ESTORE;
+	bind_text(st, 1, host);
+	return each_job(s, st, cb, arg);
 }
 
 int

@@ -27,7 +27,7 @@
 
 #include "common/common.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 typedef struct store store;
 
@@ -111,6 +111,31 @@ int store_host_get(store *s, const char *uuid, store_host *out);
 int store_profile_upsert(store *s, const store_profile *p, int64_t now);
 int store_profile_get(store *s, const char *uuid, store_profile *out);
 int store_host_profile_add(store *s, const char *host, const char *profile);
+/* Set the host's enrollment ID (MDM user channel or device ID). */
+int store_host_set_enrollment(store *s, const char *uuid,
+			      const char *enrollment_id, int64_t now);
+/* Host state 'active' or 'retired'; RN_ENOTFOUND for an unknown host. */
+int store_host_set_state(store *s, const char *uuid, const char *state,
+			 int64_t now);
+
+/* ---- MDM webhook events ----------------------------------------------- */
+
+/* Remember an event ID; RN_EEXIST when it was seen before (a redelivery). */
+int store_mdm_event_record(store *s, const char *event_id, const char *topic,
+			   int64_t now);
+
+typedef struct store_unmatched {
+	const char *host_uuid, *sha256, *subject, *serial;
+	int64_t not_valid_after, seen_at;
+} store_unmatched;
+typedef int (*store_unmatched_cb)(void *arg, const store_unmatched *u);
+/* Remember a reported certificate that verified no job; nothing is stored
+ * when the host already has it as a managed certificate. */
+int store_unmatched_add(store *s, const char *host, const store_cert *c,
+			int64_t now);
+/* Newest first; host NULL = all. */
+int store_unmatched_each(store *s, const char *host, store_unmatched_cb cb,
+			 void *arg);
 
 /* ---- certificates ----------------------------------------------------- */
 
@@ -178,7 +203,18 @@ int store_job_get(store *s, int64_t id, store_job *out);
 int store_job_by_renewal_id(store *s, const char *renewal_id,
 			    store_job *out);
 
+/* The job last pushed with this command UUID; RN_ENOTFOUND when none. */
+int store_job_by_command_uuid(store *s, const char *command_uuid,
+			      store_job *out);
+
 typedef int (*store_job_cb)(void *arg, const store_job *j);
+/* Open jobs of a host, oldest first. */
+int store_host_open_jobs_each(store *s, const char *host, store_job_cb cb,
+			      void *arg);
+/* pushed -> acknowledged with an 'acknowledged' event; RN_EBUSY when the
+ * job is not pushed. */
+int store_job_acknowledged(store *s, int64_t id, const char *detail,
+			   int64_t now);
 /* Jobs in `state` with next_attempt_at <= before, oldest first, at most
  * limit (the dispatcher and the verify-timeout sweep). */
 int store_jobs_due(store *s, const char *state, int64_t before, int limit,

@@ -392,7 +392,7 @@ class Fleet:
     renewd. Use through RenewdTestCase.fleet()."""
 
     def __init__(self, max_attempts=3, verify_timeout="72h", mdm=None,
-                 scan_interval="1h"):
+                 scan_interval="1h", webhook_hmac_key=None):
         self.dir = tempfile.mkdtemp(prefix="renewd-it-", dir="/tmp")
         self.db = os.path.join(self.dir, "renewd.db")
         self.sock = os.path.join(self.dir, "renewd.sock")
@@ -413,6 +413,11 @@ class Fleet:
         self.verify_timeout = verify_timeout
         self.scan_interval = scan_interval
         self.mdm = mdm  # None = the exec hook; else YAML lines for "mdm:"
+        # When set, http.webhook_hmac_key_file holds it (/webhook/mdm).
+        self.webhook_hmac_key = webhook_hmac_key
+        if webhook_hmac_key is not None:
+            with open(os.path.join(self.dir, "webhook_hmac_key"), "w") as f:
+                f.write(webhook_hmac_key + "\n")
         self.proc = None
         self._logf = None
         self.logs = []  # texts of finished runs' logs, for failure reports
@@ -428,6 +433,10 @@ class Fleet:
                    "  timeout: 30s\n" % q(self.hook.path))
         else:
             mdm = self.mdm
+        hmac_line = ""
+        if self.webhook_hmac_key is not None:
+            hmac_line = "  webhook_hmac_key_file: %s\n" % q(
+                os.path.join(self.dir, "webhook_hmac_key"))
         return (
             "daemon:\n"
             "  database: %s\n"
@@ -437,6 +446,7 @@ class Fleet:
             "http:\n"
             "  listen: 127.0.0.1:%d\n"
             "  public_url: %s\n"
+            "%s"
             "certificate_authorities:\n"
             "  - name: %s\n"
             "    url: http://127.0.0.1:%d/scep\n"
@@ -456,7 +466,7 @@ class Fleet:
             "mdm:\n%s" % (
                 q(self.db), q(self.sock),
                 scan_interval or self.scan_interval, self.http_port,
-                q(self.public_url), CA_NAME, self.ca_port,
+                q(self.public_url), hmac_line, CA_NAME, self.ca_port,
                 q(os.path.join(self.dir, "challenge")), q(self.template),
                 self.max_attempts, self.verify_timeout, mdm))
 

@@ -1060,6 +1060,164 @@ test_tokens_and_lookups(void **state)
 	store_job_release(&j);
 }
 
+static int
+count_job(void *arg, const store_job *j)
+{
+	int64_t *ids = arg;
+
+	ids[ids[0] + 1] = j->id;
+	ids[0]++;
+	return 0;
+}
+
+static int
+count_unmatched(void *arg, const store_unmatched *u)
+{
+	int *n = arg;
+
+	assert_string_equal(u->host_uuid, "HOST-X");
+	assert_string_equal(u->serial, "00ff");
+	assert_true(u->not_valid_after == NOW + DAY);
+	(*n)++;
+	return 0;
+}
+
+/* What /webhook/mdm needs: event idempotency, host state and enrollment,
+ * jobs by command UUID and by host, acknowledgement, unmatched certs. */
+static void
+test_mdm_ingest(void **state)
+{
+	fx *f = *state;
+	store_host h;
+	store_job j;
+	store_cert c;
+	int64_t id, ids[8] = {0};
+	int n = 0;
+
+	/* an event ID is taken once */
+	assert_int_equal(store_mdm_event_record(f->s, "e1", "mdm.CheckOut",
+						NOW), RN_OK);
+	assert_int_equal(store_mdm_event_record(f->s, "e1", "mdm.CheckOut",
+						NOW + 1), RN_EEXIST);
+	assert_int_equal(store_mdm_event_record(f->s, "e2", NULL, NOW),
+			 RN_OK);
+
+	/* host state and enrollment ID */
+	assert_int_equal(store_host_set_state(f->s, "HOST-X", "retired", NOW),
+			 RN_ENOTFOUND);
+	assert_int_equal(store_host_upsert(f->s, "HOST-X", "SN1", NOW), RN_OK);
+	assert_int_equal(store_host_set_enrollment(f->s, "HOST-X", "enr-1",
+						   NOW), RN_OK);
+	assert_int_equal(store_host_set_state(f->s, "HOST-X", "retired", NOW),
+			 RN_OK);
+	assert_int_equal(store_host_get(f->s, "HOST-X", &h), RN_OK);
+	assert_string_equal(h.state, "retired");
+	assert_string_equal(h.enrollment_id, "enr-1");
+	assert_string_equal(h.serial_number, "SN1");
+	store_host_release(&h);
+	assert_int_not_equal(store_host_set_state(f->s, "HOST-X", "gone",
+						  NOW), RN_OK);
+	assert_int_equal(store_host_set_state(f->s, "HOST-X", "active", NOW),
+			 RN_OK);
+
+	/* an issue job, pushed, found by its command UUID, acknowledged */
+	assert_int_equal(store_job_enqueue(f->s, "HOST-X", PROF, CA, "issue",
+					   0, "mdm.Authenticate", NOW, &id),
+			 RN_OK);
+	assert_int_equal(store_job_by_command_uuid(f->s, "CMD-1", &j),
+			 RN_ENOTFOUND);
+	assert_int_equal(store_job_acknowledged(f->s, id, NULL, NOW),
+			 RN_EBUSY);
+	assert_int_equal(store_job_start(f->s, id, "renewd-x", NOW, &j),
+			 RN_OK);
+	store_job_release(&j);
+	assert_int_equal(store_job_pushed(f->s, id, "CMD-1", NOW + DAY, NULL,
+					  NOW), RN_OK);
+	assert_int_equal(store_job_by_command_uuid(f->s, "CMD-1", &j), RN_OK);
+	assert_true(j.id == id);
+	store_job_release(&j);
+	assert_int_equal(store_job_acknowledged(f->s, id, "installed", NOW),
+			 RN_OK);
+	assert_int_equal(store_job_acknowledged(f->s, id, "again", NOW),
+			 RN_EBUSY);
+	assert_int_equal(store_job_get(f->s, id, &j), RN_OK);
+	assert_string_equal(j.state, JOB_ACKNOWLEDGED);
+	store_job_release(&j);
+
+	/* open jobs of the host: this one only, none once cancelled */
+	assert_int_equal(store_host_open_jobs_each(f->s, "HOST-X", count_job,
+						   ids), RN_OK);
+	assert_true(ids[0] == 1 && ids[1] == id);
+	assert_int_equal(store_job_cancel(f->s, id, "host checked out", 0,
+					  NOW), RN_OK);
+	ids[0] = 0;
+	assert_int_equal(store_host_open_jobs_each(f->s, "HOST-X", count_job,
+						   ids), RN_OK);
+	assert_true(ids[0] == 0);
+
+	/* unmatched certificates: once per host and sha256; a managed one
+	 * is never listed */
+	memset(&c, 0, sizeof(c));
+	c.sha256 = (char *)"aa";
+	c.subject = (char *)"CN=other";
+	c.serial = (char *)"00ff";
+	c.not_valid_after = NOW + DAY;
+	assert_int_equal(store_unmatched_add(f->s, "HOST-X", &c, NOW), RN_OK);
+	assert_int_equal(store_unmatched_add(f->s, "HOST-X", &c, NOW + 5),
+			 RN_OK);
+	fill_cert(&c, f->hosts[0], PROF, 0, NOW);
+	assert_int_equal(store_cert_current(f->s, f->hosts[0], PROF, CA,
+					    &c), RN_OK);
+	assert_int_equal(store_unmatched_add(f->s, f->hosts[0], &c, NOW),
+			 RN_OK);
+	store_cert_release(&c);
+	assert_int_equal(store_unmatched_each(f->s, NULL, count_unmatched,
+					      &n), RN_OK);
+	assert_int_equal(n, 1);
+	n = 0;
+	assert_int_equal(store_unmatched_each(f->s, f->hosts[0],
+					      count_unmatched, &n), RN_OK);
+	assert_int_equal(n, 0);
+}
+
+/*
+ * A database written by schema version 1 is migrated forward on open, its
+ * rows kept: the same migration strings the store applies, stopped at 1.
+ */
+#include "store/schema.h"
+
+static void
+test_migrate_from_v1(void **state)
+{
+	fx *f = *state;
+	sqlite3 *db;
+	store_host h;
+	char *err = NULL;
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, store_migrations[0], NULL, NULL,
+				      NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "PRAGMA user_version = 1;"
+				      "INSERT INTO hosts (uuid, serial_number,"
+				      " first_seen, last_seen) VALUES "
+				      "('h-old', 'C02OLD', 1, 1)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+
+	/* read-only refuses the old schema rather than migrating it */
+	assert_int_not_equal(store_open(f->path, 1, &f->s, &err), RN_OK);
+	free(err);
+	err = NULL;
+	assert_int_equal(open_rw(f), RN_OK);
+	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
+	assert_int_equal(store_host_get(f->s, "h-old", &h), RN_OK);
+	assert_string_equal(h.serial_number, "C02OLD");
+	store_host_release(&h);
+}
+
 int
 main(void)
 {
@@ -1070,6 +1228,8 @@ main(void)
 						setup_empty, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_open_readonly_uninitialised, setup_empty, teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_from_v1,
+						setup_empty, teardown),
 		cmocka_unit_test_setup_teardown(test_open_newer_schema,
 						setup_empty, teardown),
 		cmocka_unit_test_setup_teardown(test_layout_wal_indexes_plan,
@@ -1090,6 +1250,8 @@ main(void)
 						setup_data, teardown),
 		cmocka_unit_test_setup_teardown(test_tokens_and_lookups,
 						setup_data, teardown),
+		cmocka_unit_test_setup_teardown(test_mdm_ingest, setup_data,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
