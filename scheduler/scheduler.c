@@ -214,8 +214,10 @@ start_attempt(sched *sc, const store_job *queued, int64_t now)
 	char rid[64], uuid[37], *err = NULL, *d = NULL;
 	attempt *a = NULL;
 	mdm_push push;
+	store_host host;
 	int rc;
 
+	memset(&host, 0, sizeof(host));
 	if (rn_uuid_v4(uuid))
 		return 0;
 	snprintf(rid, sizeof(rid), "renewd-%s", uuid);
@@ -251,6 +253,9 @@ start_attempt(sched *sc, const store_job *queued, int64_t now)
 	push.renewal_id = j.renewal_id;
 	push.kind = j.kind;
 	push.command_uuid = a->command_uuid;
+	/* the MDM's enrollment ID when it differs from the UDID */
+	if (store_host_get(sc->s, j.host_uuid, &host) == RN_OK)
+		push.enrollment_id = host.enrollment_id;
 	push.profile = prof.data;
 	push.profile_len = prof.len;
 	rc = mdm_push_start(sc->mdm, &push, on_pushed, a);
@@ -273,6 +278,7 @@ out:
 	free(err);
 	free(d);
 	rn_buf_release(&prof);
+	store_host_release(&host);
 	store_job_release(&j);
 	return 1;
 }
