@@ -7,10 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
 
 #include "scep/scep.h"
 
 #define PROXY_PREFIX "/mdm/scep/proxy/"
+#define API_CERTS "/api/v1/certificates"
 #define UPSTREAM_MAX (2 * 1024 * 1024)
 
 typedef struct proxy_call proxy_call;
@@ -308,6 +313,166 @@ proxy(http_srv *srv, net_httpd_req *req, const char *segment)
 	srv->calls = c;
 }
 
+/* ---- POST /api/v1/certificates -------------------------------------- */
+
+/* Answer with a JSON document (consumed) or, when building it failed,
+ * a bare 500. */
+static void
+api_json(net_httpd_req *req, unsigned status, json_t *o)
+{
+	char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	json_decref(o);
+	if (body == NULL) {
+		net_httpd_respond(req, 500, "application/json",
+				  "{\"error\":\"out of memory\"}",
+				  strlen("{\"error\":\"out of memory\"}"));
+		return;
+	}
+	net_httpd_respond(req, status, "application/json", body,
+			  strlen(body));
+	free(body);
+}
+
+static void
+api_error(net_httpd_req *req, unsigned status, const char *msg)
+{
+	api_json(req, status, json_pack("{s:s}", "error", msg));
+}
+
+/* Constant-time check of "Bearer <token>" against the configured token. */
+static int
+api_authorized(const net_httpd_req *req, const char *token)
+{
+	const char *h = net_httpd_req_header(req, "Authorization");
+	size_t tlen = strlen(token), hlen;
+
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+		return 0;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	hlen = strlen(h);
+	while (hlen > 0 && (h[hlen - 1] == ' ' || h[hlen - 1] == '\t'))
+		hlen--;
+	if (hlen != tlen || tlen == 0)
+		return 0;
+	return CRYPTO_memcmp(h, token, tlen) == 0;
+}
+
+static const char *
+api_field(json_t *root, const char *name)
+{
+	json_t *v = json_object_get(root, name);
+
+	if (!json_is_string(v) || json_string_length(v) == 0)
+		return NULL;
+	/* No embedded NUL: the value is used as a C string. */
+	if (strlen(json_string_value(v)) != json_string_length(v))
+		return NULL;
+	return json_string_value(v);
+}
+
+static void
+api_certificates(http_env *env, net_httpd_req *req)
+{
+	static const char *const names[] = {"host_uuid", "profile_uuid",
+					    "ca_name", "pem"};
+	const char *token = env->conf->cfg->http.api_token;
+	const char *v[4];
+	const void *body;
+	size_t len, i;
+	json_t *root, *o;
+	json_error_t jerr;
+	renewal_import imp;
+	char *err = NULL, id[24], msg[224];
+	int rc;
+
+	if (token == NULL || token[0] == '\0') {
+		api_error(req, 404, "API disabled");
+		return;
+	}
+	if (strcmp(net_httpd_req_method(req), "POST")) {
+		net_httpd_req_set_header(req, "Allow", "POST");
+		api_error(req, 405, "method not allowed");
+		return;
+	}
+	if (!api_authorized(req, token)) {
+		log_kv(RN_LOG_WARN, "api: unauthorized request", "peer",
+		       net_httpd_req_peer(req), "path", API_CERTS, NULL);
+		net_httpd_req_set_header(req, "WWW-Authenticate", "Bearer");
+		api_error(req, 401, "unauthorized");
+		return;
+	}
+	body = net_httpd_req_body(req, &len);
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL) {
+		snprintf(msg, sizeof(msg), "invalid JSON: %s", jerr.text);
+		api_error(req, 400, msg);
+		return;
+	}
+	if (!json_is_object(root)) {
+		json_decref(root);
+		api_error(req, 400, "body must be a JSON object");
+		return;
+	}
+	for (i = 0; i < 4; i++) {
+		v[i] = api_field(root, names[i]);
+		if (v[i] == NULL) {
+			snprintf(msg, sizeof(msg),
+				 "'%s' must be a non-empty string", names[i]);
+			json_decref(root);
+			api_error(req, 400, msg);
+			return;
+		}
+	}
+	memset(&imp, 0, sizeof(imp));
+	rc = renewal_cert_import(env->s, env->conf, v[0], NULL, v[1], v[2],
+				 v[3], strlen(v[3]), rn_now(), &imp, &err);
+	if (rc != RN_OK) {
+		int client = (rc == RN_EINVAL || rc == RN_ENOTFOUND) &&
+			     !(err && strncmp(err, "cannot store", 12) == 0);
+
+		log_kv(client ? RN_LOG_INFO : RN_LOG_ERROR,
+		       "api: certificate import failed", "host", v[0],
+		       "profile", v[1], "ca", v[2], "error",
+		       err ? err : rn_strerror(rc), NULL);
+		api_error(req, client ? 400 : 500,
+			  err ? err : rn_strerror(rc));
+		free(err);
+		store_cert_release(&imp.cert);
+		json_decref(root);
+		return;
+	}
+	free(err);
+	snprintf(id, sizeof(id), "%lld", (long long)imp.cert.id);
+	log_kv(RN_LOG_INFO, "api: certificate imported", "host", v[0],
+	       "profile", v[1], "ca", v[2], "cert", id, "duplicate",
+	       imp.dup ? "true" : "false", NULL);
+	o = json_object();
+	if (o) {
+		json_object_set_new(o, "id", json_integer(imp.cert.id));
+		json_object_set_new(o, "serial",
+				    imp.cert.serial
+					? json_string(imp.cert.serial)
+					: json_null());
+		json_object_set_new(o, "renewal_id",
+				    imp.cert.renewal_id
+					? json_string(imp.cert.renewal_id)
+					: json_null());
+		json_object_set_new(o, "verified_job",
+				    imp.verified_job
+					? json_integer(imp.verified_job)
+					: json_null());
+		json_object_set_new(o, "duplicate", json_boolean(imp.dup));
+	}
+	if (imp.verified_job && env->sc)
+		sched_kick(env->sc);
+	store_cert_release(&imp.cert);
+	json_decref(root);
+	api_json(req, 200, o);
+}
+
 static void
 on_request(void *arg, net_httpd_req *req)
 {
@@ -325,6 +490,10 @@ on_request(void *arg, net_httpd_req *req)
 			return;
 		}
 		proxy(srv, req, path + sizeof(PROXY_PREFIX) - 1);
+		return;
+	}
+	if (strcmp(path, API_CERTS) == 0) {
+		api_certificates(srv->env, req);
 		return;
 	}
 	if (strcmp(path, "/webhook/mdm") == 0) {

@@ -7,6 +7,15 @@
  *        X-Hmac-Signature does not verify, 400 with the parser's message,
  *        200 "duplicate" for an event_id seen before, else 200 "ok" once
  *        the event and its effects committed together.
+ *   POST /api/v1/certificates             import a device's certificate
+ *        (the same matching as renewctl import): Authorization: Bearer
+ *        <http.api_token>, compared in constant time; 404 when no token
+ *        is configured (API disabled), 401 on a missing/wrong token.
+ *        Body {"host_uuid","profile_uuid","ca_name","pem"} (strings);
+ *        200 {"id","serial","renewal_id"|null,"verified_job"|null,
+ *        "duplicate"}; 400 {"error"} for bad JSON, a missing field, an
+ *        unknown profile/CA or an unparsable certificate (nothing
+ *        written); 500 {"error"} on a store failure. Always JSON.
  * The proxy ties every request to a host, profile, CA and live one-time
  * token before anything goes upstream, forwards GetCACaps, GetCACert and
  * PKIOperation to the CA with libcurl on the loop, records the CA's answer

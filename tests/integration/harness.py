@@ -392,7 +392,7 @@ class Fleet:
     renewd. Use through RenewdTestCase.fleet()."""
 
     def __init__(self, max_attempts=3, verify_timeout="72h", mdm=None,
-                 scan_interval="1h", webhook_hmac_key=None):
+                 scan_interval="1h", webhook_hmac_key=None, api_token=None):
         self.dir = tempfile.mkdtemp(prefix="renewd-it-", dir="/tmp")
         self.db = os.path.join(self.dir, "renewd.db")
         self.sock = os.path.join(self.dir, "renewd.sock")
@@ -418,6 +418,11 @@ class Fleet:
         if webhook_hmac_key is not None:
             with open(os.path.join(self.dir, "webhook_hmac_key"), "w") as f:
                 f.write(webhook_hmac_key + "\n")
+        # When set, http.api_token_file holds it (/api/v1/...).
+        self.api_token = api_token
+        if api_token is not None:
+            with open(os.path.join(self.dir, "api_token"), "w") as f:
+                f.write(api_token + "\n")
         self.proc = None
         self._logf = None
         self.logs = []  # texts of finished runs' logs, for failure reports
@@ -437,6 +442,9 @@ class Fleet:
         if self.webhook_hmac_key is not None:
             hmac_line = "  webhook_hmac_key_file: %s\n" % q(
                 os.path.join(self.dir, "webhook_hmac_key"))
+        if self.api_token is not None:
+            hmac_line += "  api_token_file: %s\n" % q(
+                os.path.join(self.dir, "api_token"))
         return (
             "daemon:\n"
             "  database: %s\n"
