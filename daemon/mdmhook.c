@@ -19,6 +19,8 @@ typedef struct hook_ctx {
 	const mdm_wh_event *ev;
 	int64_t now;
 	int kick; /* new queued work: wake the scheduler after commit */
+	int64_t acked_job; /* acknowledged job: ask for the device's
+			    * CertificateList after commit; 0 = none */
 } hook_ctx;
 
 static void
@@ -251,9 +253,11 @@ on_ack(hook_ctx *h)
 	case MDM_WH_STATUS_ACKNOWLEDGED:
 		rc = store_job_acknowledged(s, j.id, "device installed the "
 						     "profile", h->now);
-		if (rc == RN_OK)
+		if (rc == RN_OK) {
 			log_kv(RN_LOG_INFO, "job acknowledged", "job", jid,
 			       NULL);
+			h->acked_job = j.id;
+		}
 		break;
 	case MDM_WH_STATUS_ERROR:
 	case MDM_WH_STATUS_COMMAND_FORMAT_ERROR: {
@@ -353,6 +357,18 @@ http_mdm_webhook(http_env *env, net_httpd_req *req)
 		       ev.topic_text, "udid", ev.udid, NULL);
 		if (h.kick)
 			sched_kick(env->sc);
+		/*
+		 * Network I/O only now that the transaction is committed.
+		 * RN_EINVAL: the driver has no command channel.
+		 */
+		if (h.acked_job) {
+			rc = sched_mdm_command(env->sc, ev.udid,
+					       "CertificateList", h.acked_job);
+			if (rc && rc != RN_EINVAL)
+				log_kv(RN_LOG_WARN, "mdm webhook: cannot ask "
+				       "for the certificate list", "udid",
+				       ev.udid, "err", rn_strerror(rc), NULL);
+		}
 		reply(req, 200, "ok");
 	}
 	mdm_wh_event_release(&ev);

@@ -651,13 +651,16 @@ basic_userpwd(const mdm *m, const char *user)
 }
 
 /*
- * The InstallProfile command as an XML plist:
- * {CommandUUID, Command: {RequestType: InstallProfile, Payload: <data>}}.
- * The profile goes in as data, so its bytes arrive unchanged whatever
- * they are. *out is freed with plist_to_xml_free.
+ * An MDM command as an XML plist:
+ * {CommandUUID, Command: {RequestType, Payload: <data>}}, the Payload
+ * only when `payload` is not NULL (InstallProfile). The profile goes in
+ * as data, so its bytes arrive unchanged whatever they are. *out is freed
+ * with plist_to_xml_free.
  */
 static int
-nanomdm_body(const mdm_push *p, char **out, uint32_t *len)
+nanomdm_body(const char *command_uuid, const char *request_type,
+	     const char *payload, size_t payload_len, char **out,
+	     uint32_t *len)
 {
 	plist_t root = NULL, cmd = NULL, v;
 	int rc = RN_ENOMEM;
@@ -668,17 +671,18 @@ nanomdm_body(const mdm_push *p, char **out, uint32_t *len)
 	cmd = plist_new_dict();
 	if (root == NULL || cmd == NULL)
 		goto out;
-	if ((v = plist_new_string(p->command_uuid)) == NULL)
+	if ((v = plist_new_string(command_uuid)) == NULL)
 		goto out;
 	plist_dict_set_item(root, "CommandUUID", v);
-	if ((v = plist_new_string("InstallProfile")) == NULL)
+	if ((v = plist_new_string(request_type)) == NULL)
 		goto out;
 	plist_dict_set_item(cmd, "RequestType", v);
-	v = plist_new_data(p->profile ? p->profile : "",
-			   p->profile ? p->profile_len : 0);
-	if (v == NULL)
-		goto out;
-	plist_dict_set_item(cmd, "Payload", v);
+	if (payload != NULL) {
+		v = plist_new_data(payload, payload_len);
+		if (v == NULL)
+			goto out;
+		plist_dict_set_item(cmd, "Payload", v);
+	}
 	plist_dict_set_item(root, "Command", cmd);
 	cmd = NULL; /* root owns it now */
 	plist_to_xml(root, out, len);
@@ -694,21 +698,25 @@ out:
 	return rc;
 }
 
+/* PUT the command to /v1/enqueue/{enr}; payload as in nanomdm_body. */
 static int
-nanomdm_push(mdm *m, const mdm_push *p, mdm_cb cb, void *arg)
+nanomdm_send(mdm *m, const char *enr, const char *command_uuid,
+	     const char *request_type, const char *payload,
+	     size_t payload_len, mdm_cb cb, void *arg)
 {
 	const char *hdrs[] = {"Content-Type: application/xml",
 			      "User-Agent: renewd/" RN_VERSION, NULL};
-	const char *enr = push_enrollment(p);
 	char *url = NULL, *userpwd = NULL, *body = NULL;
 	uint32_t body_len = 0;
 	net_http_req req;
 	mdm_ctx *x = NULL;
 	int rc;
 
-	if (enr == NULL || enr[0] == '\0' || p->command_uuid == NULL)
+	if (enr == NULL || enr[0] == '\0' || command_uuid == NULL ||
+	    request_type == NULL)
 		return RN_EINVAL;
-	rc = nanomdm_body(p, &body, &body_len);
+	rc = nanomdm_body(command_uuid, request_type, payload, payload_len,
+			  &body, &body_len);
 	if (rc)
 		goto out;
 	url = api_url(m->c->url, "/v1/enqueue/", enr);
@@ -738,28 +746,47 @@ out:
 	return rc;
 }
 
-/* {"udid", "request_type": "InstallProfile", "payload": base64}. */
 static int
-micromdm_body(const mdm_push *p, char **out)
+nanomdm_push(mdm *m, const mdm_push *p, mdm_cb cb, void *arg)
+{
+	return nanomdm_send(m, push_enrollment(p), p->command_uuid,
+			    "InstallProfile", p->profile ? p->profile : "",
+			    p->profile ? p->profile_len : 0, cb, arg);
+}
+
+/*
+ * {"udid", "request_type"[, "payload": base64]}, the payload only when
+ * `payload` is not NULL (InstallProfile).
+ */
+static int
+micromdm_body(const char *enr, const char *request_type, const char *payload,
+	      size_t payload_len, char **out)
 {
 	json_t *o = NULL;
 	char *b64 = NULL;
 	int rc = RN_OK;
 
 	*out = NULL;
-	b64 = rn_base64(p->profile ? p->profile : "",
-			p->profile ? p->profile_len : 0);
 	o = json_object();
-	if (b64 == NULL || o == NULL) {
+	if (o == NULL) {
 		rc = RN_ENOMEM;
 		goto out;
 	}
-	if (json_object_set_new(o, "udid", jstr(push_enrollment(p))) ||
-	    json_object_set_new(o, "request_type",
-				json_string("InstallProfile")) ||
-	    json_object_set_new(o, "payload", json_string(b64))) {
+	if (json_object_set_new(o, "udid", jstr(enr)) ||
+	    json_object_set_new(o, "request_type", json_string(request_type))) {
 		rc = RN_EINVAL; /* not UTF-8 (or no memory) */
 		goto out;
+	}
+	if (payload != NULL) {
+		b64 = rn_base64(payload, payload_len);
+		if (b64 == NULL) {
+			rc = RN_ENOMEM;
+			goto out;
+		}
+		if (json_object_set_new(o, "payload", json_string(b64))) {
+			rc = RN_ENOMEM;
+			goto out;
+		}
 	}
 	*out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	if (*out == NULL)
@@ -770,20 +797,21 @@ out:
 	return rc;
 }
 
+/* POST the command to /v1/commands; payload as in micromdm_body. */
 static int
-micromdm_push(mdm *m, const mdm_push *p, mdm_cb cb, void *arg)
+micromdm_send(mdm *m, const char *enr, const char *request_type,
+	      const char *payload, size_t payload_len, mdm_cb cb, void *arg)
 {
 	const char *hdrs[] = {"Content-Type: application/json",
 			      "User-Agent: renewd/" RN_VERSION, NULL};
-	const char *enr = push_enrollment(p);
 	char *url = NULL, *userpwd = NULL, *body = NULL;
 	net_http_req req;
 	mdm_ctx *x = NULL;
 	int rc;
 
-	if (enr == NULL || enr[0] == '\0')
+	if (enr == NULL || enr[0] == '\0' || request_type == NULL)
 		return RN_EINVAL;
-	rc = micromdm_body(p, &body);
+	rc = micromdm_body(enr, request_type, payload, payload_len, &body);
 	if (rc)
 		goto out;
 	url = api_url(m->c->url, "/v1/commands", NULL);
@@ -811,6 +839,14 @@ out:
 	return rc;
 }
 
+static int
+micromdm_push(mdm *m, const mdm_push *p, mdm_cb cb, void *arg)
+{
+	return micromdm_send(m, push_enrollment(p), "InstallProfile",
+			     p->profile ? p->profile : "",
+			     p->profile ? p->profile_len : 0, cb, arg);
+}
+
 int
 mdm_push_start(mdm *m, const mdm_push *p, mdm_cb cb, void *arg)
 {
@@ -826,5 +862,25 @@ mdm_push_start(mdm *m, const mdm_push *p, mdm_cb cb, void *arg)
 	case CFG_MDM_MICROMDM:
 		return micromdm_push(m, p, cb, arg);
 	}
+	return RN_EINVAL;
+}
+
+int
+mdm_command_start(mdm *m, const mdm_command *c, mdm_cb cb, void *arg)
+{
+	const char *enr;
+
+	if (m == NULL || c == NULL || cb == NULL || c->request_type == NULL)
+		return RN_EINVAL;
+	enr = c->enrollment_id ? c->enrollment_id : c->host_uuid;
+	switch (m->c->driver) {
+	case CFG_MDM_NANOMDM:
+		return nanomdm_send(m, enr, c->command_uuid, c->request_type,
+				    NULL, 0, cb, arg);
+	case CFG_MDM_MICROMDM:
+		return micromdm_send(m, enr, c->request_type, NULL, 0, cb,
+				     arg);
+	}
+	/* exec and webhook have no command channel */
 	return RN_EINVAL;
 }

@@ -42,6 +42,18 @@ typedef struct mdm_result {
 				   * push's own command_uuid stands */
 } mdm_result;
 
+/*
+ * A bare MDM command without payload (e.g. CertificateList), for the
+ * drivers that talk to an MDM command API.
+ */
+typedef struct mdm_command {
+	const char *host_uuid;
+	const char *enrollment_id; /* NULL = host_uuid */
+	const char *request_type;  /* e.g. "CertificateList" */
+	const char *command_uuid;  /* fresh UUID (nanomdm; micromdm assigns
+				    * its own, passed back in the result) */
+} mdm_command;
+
 typedef void (*mdm_cb)(void *arg, const mdm_result *r);
 
 typedef struct mdm mdm;
@@ -51,6 +63,12 @@ typedef struct mdm mdm;
 int mdm_new(uv_loop_t *loop, net_http *http, const cfg_mdm *c, mdm **out);
 void mdm_free(mdm *m);
 int mdm_push_start(mdm *m, const mdm_push *p, mdm_cb cb, void *arg);
+/*
+ * Send a command through the nanomdm or micromdm driver; same callback
+ * contract as mdm_push_start. The exec and webhook drivers have no
+ * command channel and return RN_EINVAL (without calling back).
+ */
+int mdm_command_start(mdm *m, const mdm_command *c, mdm_cb cb, void *arg);
 const char *mdm_driver_name(int driver);
 
 #endif

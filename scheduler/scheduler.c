@@ -283,6 +283,101 @@ out:
 	return 1;
 }
 
+/* ---- MDM commands ----------------------------------------------------- */
+
+/* One command in flight; owned by its callback, counted in in_flight. */
+typedef struct command_ctx {
+	sched *sc;
+	int64_t job_id;
+	char request_type[64];
+	char command_uuid[37];
+} command_ctx;
+
+static void
+on_command(void *arg, const mdm_result *r)
+{
+	command_ctx *x = arg;
+	sched *sc = x->sc;
+	const char *uuid = r->command_uuid ? r->command_uuid
+					   : x->command_uuid;
+	char jid[24];
+	int rc;
+
+	sc->in_flight--;
+	snprintf(jid, sizeof(jid), "%lld", (long long)x->job_id);
+	rc = store_job_event(sc->s, x->job_id,
+			     r->ok ? "certificate_list_requested"
+				   : "certificate_list_failed",
+			     r->ok ? uuid : r->detail, rn_now());
+	if (rc)
+		log_kv(RN_LOG_ERROR, "cannot record mdm command", "job", jid,
+		       "err", rn_strerror(rc), NULL);
+	log_kv(r->ok ? RN_LOG_INFO : RN_LOG_WARN,
+	       r->ok ? "mdm command sent" : "mdm command failed", "job", jid,
+	       "request_type", x->request_type, "command_uuid", uuid,
+	       "detail", r->detail, NULL);
+	free(x);
+	if (sc->stopping)
+		maybe_finish(sc);
+	else
+		schedule_step(sc);
+}
+
+int
+sched_mdm_command(sched *sc, const char *host, const char *request_type,
+		  int64_t job_id)
+{
+	command_ctx *x;
+	mdm_command c;
+	store_host h;
+	int rc;
+
+	if (sc == NULL || host == NULL || request_type == NULL ||
+	    strlen(request_type) >= sizeof(x->request_type))
+		return RN_EINVAL;
+	if (sc->stopping || sc->closing)
+		return RN_ECANCELED;
+	x = calloc(1, sizeof(*x));
+	if (x == NULL)
+		return RN_ENOMEM;
+	if (rn_uuid_v4(x->command_uuid)) {
+		free(x);
+		return RN_ENOMEM;
+	}
+	x->sc = sc;
+	x->job_id = job_id;
+	snprintf(x->request_type, sizeof(x->request_type), "%s",
+		 request_type);
+	memset(&h, 0, sizeof(h));
+	memset(&c, 0, sizeof(c));
+	c.host_uuid = host;
+	c.request_type = request_type;
+	c.command_uuid = x->command_uuid;
+	/* the MDM's enrollment ID when it differs from the UDID */
+	if (store_host_get(sc->s, host, &h) == RN_OK)
+		c.enrollment_id = h.enrollment_id;
+	rc = mdm_command_start(sc->mdm, &c, on_command, x);
+	store_host_release(&h);
+	if (rc == RN_OK) {
+		sc->in_flight++;
+		return RN_OK;
+	}
+	free(x);
+	if (rc != RN_EINVAL) {
+		char jid[24], *d = rn_asprintf("cannot start command: %s",
+					       rn_strerror(rc));
+		snprintf(jid, sizeof(jid), "%lld", (long long)job_id);
+		if (store_job_event(sc->s, job_id, "certificate_list_failed",
+				    d ? d : "cannot start command",
+				    rn_now()) != RN_OK)
+			log_kv(RN_LOG_ERROR, "cannot record mdm command",
+			       "job", jid, NULL);
+		free(d);
+	}
+	/* RN_EINVAL: the driver has no command channel (exec, webhook) */
+	return rc;
+}
+
 /* ---- dispatch --------------------------------------------------------- */
 
 typedef struct dispatch_ctx {

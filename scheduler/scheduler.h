@@ -71,6 +71,19 @@ int sched_job_refused(sched *sc, int64_t job_id, const char *event,
  */
 int sched_job_repush(sched *sc, int64_t job_id, const char *event,
 		     const char *detail);
+/*
+ * Send a bare MDM command (e.g. "CertificateList") for `host` through the
+ * current driver, with a fresh command UUID and the host's enrollment ID.
+ * When it completes, job `job_id` gets the event
+ * "certificate_list_requested" (detail: the command UUID) or
+ * "certificate_list_failed" (detail: the driver's result). Counted in
+ * sched_in_flight, so sched_stop waits for it; survives driver swaps.
+ * RN_EINVAL (no event) when the driver has no command channel (exec,
+ * webhook). Not inside a store transaction: it may record an event at
+ * once when the command cannot start.
+ */
+int sched_mdm_command(sched *sc, const char *host, const char *request_type,
+		      int64_t job_id);
 /* For --once and status. */
 size_t sched_in_flight(const sched *sc);
 int sched_failures(const sched *sc);

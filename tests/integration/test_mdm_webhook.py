@@ -10,8 +10,10 @@ import json
 import os
 import plistlib
 import sys
+import threading
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -79,6 +81,50 @@ def der_of(f, cn, days_left, lifetime_days=365):
     with open(f.certs.make(cn, days_left, lifetime_days, der=True),
               "rb") as fh:
         return fh.read()
+
+
+class FakeNanoMdm:
+    """A tiny NanoMDM: records every PUT /v1/enqueue/{id} (path, plist)
+    and answers 200 with a NanoMDM-style JSON result."""
+
+    def __init__(self):
+        self.puts = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_PUT(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                with outer.lock:
+                    outer.puts.append({"path": self.path,
+                                       "auth": self.headers.get(
+                                           "Authorization"),
+                                       "plist": plistlib.loads(body)})
+                payload = b'{"status":{}}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.server.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def got(self):
+        with self.lock:
+            return list(self.puts)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class MdmWebhook(harness.RenewdTestCase):
@@ -202,6 +248,55 @@ class MdmWebhook(harness.RenewdTestCase):
         ev = f.job_show(j2["id"])["events"]
         self.assertIn("host checked out",
                       [e["detail"] for e in ev if e["event"] == "cancelled"])
+
+    def test_ack_asks_for_certificate_list(self):
+        nano = FakeNanoMdm()
+        self.addCleanup(nano.close)
+        f = self.fleet()
+        key_file = f.write_file("nano_key", "nano-KEY-77x\n")
+        f.mdm = ("  driver: nanomdm\n"
+                 "  url: %s\n"
+                 "  api_key_file: %s\n"
+                 "  timeout: 10s\n" % (json.dumps(nano.url),
+                                        json.dumps(key_file)))
+        f.write_config()
+        f.start()
+        host, _ = f.add_host(10, serial="SNNANO")
+        f.trigger()
+        job = f.wait_jobs(lambda js: len(js) == 1 and
+                          js[0]["state"] == "pushed",
+                          "the renew job to be pushed")[0]
+        puts = nano.got()
+        self.assertEqual(len(puts), 1, puts)
+        self.assertEqual(puts[0]["path"], "/v1/enqueue/" + host)
+        self.assertEqual(puts[0]["auth"], "Basic " + base64.b64encode(
+            b"nanomdm:nano-KEY-77x").decode())
+        self.assertEqual(puts[0]["plist"]["Command"]["RequestType"],
+                         "InstallProfile")
+        self.assertEqual(puts[0]["plist"]["CommandUUID"],
+                         job["command_uuid"])
+
+        # The device installed it: renewd asks for its certificates.
+        self.assertEqual(post(f, ack(host, "Acknowledged",
+                                     job["command_uuid"])), (200, "ok"))
+        self.assertEqual(f.jobs()[0]["state"], "acknowledged")
+        harness.poll(lambda: len(nano.got()) >= 2 or None, 10,
+                     "the CertificateList PUT", f.log_tail)
+        puts = nano.got()
+        self.assertEqual(len(puts), 2, puts)
+        self.assertEqual(puts[1]["path"], "/v1/enqueue/" + host)
+        cmd = puts[1]["plist"]
+        self.assertEqual(cmd["Command"], {"RequestType": "CertificateList"})
+        self.assertNotEqual(cmd["CommandUUID"], job["command_uuid"])
+
+        def requested():
+            ev = f.job_show(job["id"])["events"]
+            return [e for e in ev
+                    if e["event"] == "certificate_list_requested"] or None
+        ev = harness.poll(requested, 10, "certificate_list_requested",
+                          f.log_tail)
+        self.assertEqual(ev[0]["detail"], cmd["CommandUUID"])
+        self.assertEqual(f.jobs()[0]["state"], "acknowledged")
 
     def test_hmac(self):
         f = self.fleet(webhook_hmac_key="wh-secret-9Kd")

@@ -957,6 +957,178 @@ test_new_and_names(void **state)
 	th_drain_and_close(&loop);
 }
 
+/* ---- commands (CertificateList) ---------------------------------------- */
+
+/* nanomdm: the same PUT, the plist without a Payload. */
+static void
+test_command_nanomdm(void **state)
+{
+	cfg_mdm c = {0};
+	uv_loop_t loop;
+	net_http *h;
+	mdm *m;
+	mdm_command cmdc;
+	th_srv s;
+	res g = {0};
+	plist_t pl = NULL, cmd;
+	char *want;
+
+	uv_loop_init(&loop);
+	th_srv_start(&loop, &s);
+	set_answer(&s, 200, "{\"status\":{\"" ENR_ID "\":{}}}");
+	assert_int_equal(net_http_new(&loop, &h), 0);
+	c.driver = CFG_MDM_NANOMDM;
+	c.url = th_url_for(&s, "/");
+	c.api_key = API_KEY;
+	c.timeout = 10;
+	assert_int_equal(mdm_new(&loop, h, &c, &m), 0);
+	memset(&cmdc, 0, sizeof(cmdc));
+	cmdc.host_uuid = "6f1c1b2a-0000-4000-8000-00000000beef";
+	cmdc.enrollment_id = ENR_ID;
+	cmdc.request_type = "CertificateList";
+	cmdc.command_uuid = "11111111-2222-4333-8444-555555555555";
+	assert_int_equal(mdm_command_start(m, &cmdc, res_cb, &g), 0);
+	mdm_free(m); /* the command holds its own copies */
+	assert_true(th_run_until(&loop, &g.n, 1, 5000));
+	assert_int_equal(g.ok, 1);
+	assert_string_equal(g.detail, "http 200, queued");
+	assert_null(g.uuid);
+	assert_string_equal(s.method, "PUT");
+	assert_string_equal(s.target, "/v1/enqueue/" ENR_PCT);
+	assert_header(&s, "Content-Type", "application/xml");
+	want = basic_for("nanomdm");
+	assert_header(&s, "Authorization", want);
+	free(want);
+	plist_from_xml(s.req_body, (uint32_t)s.req_body_len, &pl);
+	assert_non_null(pl);
+	assert_string_equal(plist_str(pl, "CommandUUID"),
+			    "11111111-2222-4333-8444-555555555555");
+	cmd = plist_dict_get_item(pl, "Command");
+	assert_non_null(cmd);
+	assert_int_equal(plist_get_node_type(cmd), PLIST_DICT);
+	assert_string_equal(plist_str(cmd, "RequestType"), "CertificateList");
+	assert_null(plist_dict_get_item(cmd, "Payload"));
+	assert_int_equal(plist_dict_get_size(cmd), 1);
+	plist_free(pl);
+
+	/* no enrollment id: the host's; a failure is reported */
+	assert_int_equal(mdm_new(&loop, h, &c, &m), 0);
+	cmdc.enrollment_id = NULL;
+	set_answer(&s, 401, "Unauthorized\n");
+	assert_int_equal(mdm_command_start(m, &cmdc, res_cb, &g), 0);
+	assert_true(th_run_until(&loop, &g.n, 2, 5000));
+	assert_int_equal(g.ok, 0);
+	assert_string_equal(g.detail, "nanomdm: http 401: Unauthorized");
+	assert_string_equal(s.target, "/v1/enqueue/"
+				      "6f1c1b2a-0000-4000-8000-00000000beef");
+	/* no command UUID: refused before any I/O */
+	cmdc.command_uuid = NULL;
+	assert_int_equal(mdm_command_start(m, &cmdc, res_cb, &g), RN_EINVAL);
+	mdm_free(m);
+
+	net_http_free(h);
+	th_srv_stop(&s);
+	th_drain_and_close(&loop);
+	assert_int_equal(g.n, 2);
+	free(c.url);
+	free(g.detail);
+	free(g.uuid);
+}
+
+/* micromdm: POST /v1/commands {"udid","request_type"}, no payload. */
+static void
+test_command_micromdm(void **state)
+{
+	cfg_mdm c = {0};
+	uv_loop_t loop;
+	net_http *h;
+	mdm *m;
+	mdm_command cmdc;
+	th_srv s;
+	res g = {0};
+	json_t *j;
+	char *want;
+
+	uv_loop_init(&loop);
+	th_srv_start(&loop, &s);
+	set_answer(&s, 201,
+		   "{\"payload\":{\"command_uuid\":"
+		   "\"9a8b7c6d-0000-4000-8000-000000000002\"}}");
+	assert_int_equal(net_http_new(&loop, &h), 0);
+	c.driver = CFG_MDM_MICROMDM;
+	c.url = th_url_for(&s, "");
+	c.api_key = API_KEY;
+	c.timeout = 10;
+	assert_int_equal(mdm_new(&loop, h, &c, &m), 0);
+	memset(&cmdc, 0, sizeof(cmdc));
+	cmdc.host_uuid = "564DF4AE-96B5-72BF-02C4-6B8B94BA5BF4";
+	cmdc.request_type = "CertificateList";
+	cmdc.command_uuid = "ignored-by-micromdm";
+	assert_int_equal(mdm_command_start(m, &cmdc, res_cb, &g), 0);
+	mdm_free(m);
+	assert_true(th_run_until(&loop, &g.n, 1, 5000));
+	assert_int_equal(g.ok, 1);
+	assert_string_equal(g.detail, "http 201");
+	assert_non_null(g.uuid);
+	assert_string_equal(g.uuid, "9a8b7c6d-0000-4000-8000-000000000002");
+	assert_string_equal(s.method, "POST");
+	assert_string_equal(s.target, "/v1/commands");
+	assert_header(&s, "Content-Type", "application/json");
+	want = basic_for("micromdm");
+	assert_header(&s, "Authorization", want);
+	free(want);
+	j = json_loadb(s.req_body, s.req_body_len, 0, NULL);
+	assert_non_null(j);
+	assert_json_str(j, "udid", "564DF4AE-96B5-72BF-02C4-6B8B94BA5BF4");
+	assert_json_str(j, "request_type", "CertificateList");
+	assert_null(json_object_get(j, "payload"));
+	assert_int_equal(json_object_size(j), 2);
+	json_decref(j);
+
+	net_http_free(h);
+	th_srv_stop(&s);
+	th_drain_and_close(&loop);
+	free(c.url);
+	free(g.detail);
+	free(g.uuid);
+}
+
+/* exec and webhook have no command channel: RN_EINVAL, no callback. */
+static void
+test_command_no_channel(void **state)
+{
+	cfg_mdm c = {0};
+	uv_loop_t loop;
+	net_http *h;
+	mdm *m;
+	mdm_command cmdc;
+	res g = {0};
+	char *command[] = {"/bin/true", NULL};
+
+	uv_loop_init(&loop);
+	assert_int_equal(net_http_new(&loop, &h), 0);
+	memset(&cmdc, 0, sizeof(cmdc));
+	cmdc.host_uuid = "H1";
+	cmdc.request_type = "CertificateList";
+	cmdc.command_uuid = "U1";
+	c.driver = CFG_MDM_EXEC;
+	c.command = command;
+	assert_int_equal(mdm_new(&loop, h, &c, &m), 0);
+	assert_int_equal(mdm_command_start(m, &cmdc, res_cb, &g), RN_EINVAL);
+	mdm_free(m);
+	memset(&c, 0, sizeof(c));
+	c.driver = CFG_MDM_WEBHOOK;
+	c.url = "http://127.0.0.1:9/hook";
+	assert_int_equal(mdm_new(&loop, h, &c, &m), 0);
+	assert_int_equal(mdm_command_start(m, &cmdc, res_cb, &g), RN_EINVAL);
+	assert_int_equal(mdm_command_start(NULL, &cmdc, res_cb, &g),
+			 RN_EINVAL);
+	mdm_free(m);
+	assert_int_equal(g.n, 0);
+	net_http_free(h);
+	th_drain_and_close(&loop);
+}
+
 int
 main(void)
 {
@@ -974,6 +1146,9 @@ main(void)
 		cmocka_unit_test(test_micromdm_answers),
 		cmocka_unit_test(test_command_api_transport_errors),
 		cmocka_unit_test(test_new_and_names),
+		cmocka_unit_test(test_command_nanomdm),
+		cmocka_unit_test(test_command_micromdm),
+		cmocka_unit_test(test_command_no_channel),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
