@@ -4,7 +4,7 @@ TEST_BUILD ?= build-test
 CONFIG     ?= contrib/renewd.example.yaml
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build run test clean install
+.PHONY: all deps build run run-core test clean install
 
 all: build
 
@@ -15,7 +15,12 @@ build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build $(BUILD) -j $(JOBS)
 
+# The demo: scepserver as the CA, devsim's 200 devices, renewd (var/demo/).
 run: build
+	@BUILD=$(BUILD) contrib/demo/run-demo.sh
+
+# renewd alone in the foreground on $(CONFIG) (state under var/).
+run-core: build
 	@mkdir -p var var/outbox
 	$(BUILD)/renewd -c $(CONFIG)
 
