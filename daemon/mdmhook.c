@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "mdm/webhook.h"
 
 typedef struct hook_ctx {
@@ -122,12 +124,31 @@ on_checkout(hook_ctx *h)
 	int rc = store_host_set_state(h->env->s, h->ev->udid, "retired",
 				      h->now);
 
+	json_t *payload;
+	char *text, *key;
+
 	if (rc == RN_ENOTFOUND)
 		return RN_OK; /* never seen: nothing to retire */
 	if (rc)
 		return rc;
-	return store_host_open_jobs_each(h->env->s, h->ev->udid, cancel_job,
-					 h);
+	rc = store_host_open_jobs_each(h->env->s, h->ev->udid, cancel_job, h);
+	if (rc)
+		return rc;
+	/* host.retired for the notifiers, in the same transaction */
+	payload = json_pack("{s:s,s:s,s:s,s:I}", "event", "host.retired",
+			    "host", h->ev->udid, "message",
+			    "host checked out of the MDM; its open renewal "
+			    "jobs were cancelled",
+			    "at", (json_int_t)h->now);
+	text = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
+	key = rn_asprintf("host.retired:%s", h->ev->udid);
+	rc = text && key ? store_notification_add(h->env->s, "host.retired",
+						  key, text, h->now)
+			 : RN_ENOMEM;
+	free(key);
+	free(text);
+	json_decref(payload);
+	return rc;
 }
 
 typedef struct cert_pick {

@@ -26,7 +26,7 @@ enum {
 	ST_JOB_VERIFY, ST_CERT_SET_RENEW_AT, ST_REARM_SELECT, ST_JOBS_LIST,
 	ST_JOBS_LIST_STATE, ST_SCHED_INSERT, ST_SCHED_DROP_CURRENT,
 	ST_SCHED_DELETE, ST_SCHED_SET, ST_TOKEN_GET, ST_TOKEN_CONSUME,
-	ST_HP_HAS, ST_JOB_OPEN_ROW, ST_HOST_ENROLL, ST_HOST_STATE,
+	ST_HP_HAS, ST_JOB_OPEN_ROW, ST_NOTIF_ADD, ST_HOST_ENROLL, ST_HOST_STATE,
 	ST_MDM_EVENT, ST_JOB_BY_CMD, ST_HOST_OPEN_JOBS, ST_JOB_ACK,
 	ST_UNMATCHED_ADD, ST_UNMATCHED_ALL, ST_UNMATCHED_HOST,
 	ST__COUNT
@@ -120,6 +120,9 @@ static const char *const sql_text[ST__COUNT] = {
 	[ST_TOKEN_GET] = "SELECT host_uuid, profile_uuid, ca_name, job_id, "
 			 "expires_at, consumed_at FROM scep_tokens WHERE "
 			 "token_hash = ?1",
+	[ST_NOTIF_ADD] = "INSERT INTO notifications (event, key, payload, "
+			 "state, attempts, next_attempt_at, created_at) "
+			 "VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4)",
 	[ST_TOKEN_CONSUME] = "UPDATE scep_tokens SET consumed_at = ?2 WHERE "
 			     "token_hash = ?1 AND consumed_at IS NULL",
 	[ST_HP_HAS] = "SELECT 1 FROM host_profiles WHERE host_uuid = ?1 AND "
@@ -1753,6 +1756,21 @@ store_token_insert(store *s, const char *token_hash, const char *host,
 	bind_id(st, 5, job_id);
 	sqlite3_bind_int64(st, 6, now);
 	sqlite3_bind_int64(st, 7, expires_at);
+	return exec_stmt(s, st, NULL);
+}
+
+int
+store_notification_add(store *s, const char *event, const char *key,
+		       const char *payload, int64_t now)
+{
+	sqlite3_stmt *st = stmt(s, ST_NOTIF_ADD);
+
+	if (st == NULL)
+		return RN_ESTORE;
+	bind_text(st, 1, event);
+	bind_text(st, 2, key);
+	bind_text(st, 3, payload);
+	sqlite3_bind_int64(st, 4, now);
 	return exec_stmt(s, st, NULL);
 }
 

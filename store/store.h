@@ -293,6 +293,17 @@ int store_host_profile_has(store *s, const char *host, const char *profile);
 int store_job_open(store *s, const char *host, const char *profile,
 		   const char *ca, store_job *out);
 
+/* ---- notifications outbox ---------------------------------------------- */
+
+/*
+ * Queue an alert for the notifiers (delivered asynchronously by the
+ * notifier module): event name, a dedup key for the condition, JSON
+ * payload. Written inside the caller's transaction, so the alert exists
+ * exactly when the state change that caused it does.
+ */
+int store_notification_add(store *s, const char *event, const char *key,
+			   const char *payload, int64_t now);
+
 /* ---- status ----------------------------------------------------------- */
 
 typedef struct store_count {

@@ -248,6 +248,15 @@ class MdmWebhook(harness.RenewdTestCase):
         ev = f.job_show(j2["id"])["events"]
         self.assertIn("host checked out",
                       [e["detail"] for e in ev if e["event"] == "cancelled"])
+        # ...and a host.retired alert waits in the notifications outbox.
+        import sqlite3
+        db = sqlite3.connect("file:%s?mode=ro" % f.db, uri=True)
+        rows = db.execute("SELECT event, key, payload FROM notifications "
+                          "WHERE event = 'host.retired'").fetchall()
+        db.close()
+        self.assertEqual(len(rows), 1, rows)
+        self.assertEqual(rows[0][1], "host.retired:" + udid2)
+        self.assertEqual(json.loads(rows[0][2])["host"], udid2)
 
     def test_ack_asks_for_certificate_list(self):
         nano = FakeNanoMdm()
