@@ -6,7 +6,7 @@ set -eu
 pkgs="build-essential cmake pkg-config
 libsqlite3-dev libssl-dev libuv1-dev libyaml-dev libcurl4-openssl-dev
 libjansson-dev libplist-dev libmicrohttpd-dev libcmocka-dev
-sqlite3 openssl python3 curl scep"
+sqlite3 openssl python3 python3-aiosmtpd curl scep"
 
 missing=""
 for p in $pkgs; do

@@ -11,15 +11,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/metrics.h"
 #include "scep/scep.h"
 
 #define CA_RETRY_MS 60000
+#define CA_RECHECK_TICKS 10 /* healthy CAs: every 10th retry tick */
 #define CA_MAX 64
 
 typedef struct ca_state {
 	char name[65];
 	char url[512];
 	int checked, healthy;
+	int in_flight; /* a check is running */
 	int64_t checked_at;
 	scep_ca_info info;
 } ca_state;
@@ -34,6 +37,9 @@ struct ca_health {
 	unsigned gen;
 	int freed;
 	int pending; /* checks in flight */
+	unsigned ticks;
+	ca_health_cb cb;
+	void *cb_arg;
 };
 
 typedef struct ca_req {
@@ -66,6 +72,7 @@ on_checked(void *arg, const scep_ca_info *info)
 	}
 	st = &h->cas[r->idx];
 	free(r);
+	st->in_flight = 0;
 	st->checked = 1;
 	st->checked_at = rn_now();
 	st->info = *info;
@@ -80,6 +87,10 @@ on_checked(void *arg, const scep_ca_info *info)
 		       st->name, "url", st->url, "err", info->error, NULL);
 		st->healthy = 0;
 	}
+	metrics_gauge_set("renewd_ca_up", st->healthy, "ca", st->name, NULL);
+	if (h->cb)
+		h->cb(h->cb_arg, st->name, st->healthy,
+		      info->ok ? NULL : info->error);
 }
 
 static void
@@ -90,6 +101,10 @@ check_one(ca_health *h, size_t i)
 
 	if (r == NULL)
 		return;
+	if (h->cas[i].in_flight) {
+		free(r);
+		return;
+	}
 	ca = cfg_ca_find(h->cfg, h->cas[i].name);
 	if (ca == NULL) {
 		free(r);
@@ -103,17 +118,37 @@ check_one(ca_health *h, size_t i)
 		return;
 	}
 	h->pending++;
+	h->cas[i].in_flight = 1;
 }
 
-/* Unhealthy CAs are tried again; healthy ones are left alone. */
+/* Unhealthy CAs are tried again every tick, healthy ones now and then
+ * (a CA that dies between renewals is noticed without traffic). */
 static void
 on_retry(uv_timer_t *t)
 {
 	ca_health *h = t->data;
+	int all = ++h->ticks % CA_RECHECK_TICKS == 0;
 	size_t i;
 
 	for (i = 0; i < h->n; i++)
-		if (h->cas[i].checked && !h->cas[i].healthy)
+		if (h->cas[i].checked && (all || !h->cas[i].healthy))
+			check_one(h, i);
+}
+
+void
+ca_health_set_cb(ca_health *h, ca_health_cb cb, void *arg)
+{
+	h->cb = cb;
+	h->cb_arg = arg;
+}
+
+void
+ca_health_suspect(ca_health *h, const char *name)
+{
+	size_t i;
+
+	for (i = 0; h && !h->freed && i < h->n; i++)
+		if (strcmp(h->cas[i].name, name) == 0 && h->cas[i].healthy)
 			check_one(h, i);
 }
 
@@ -139,6 +174,8 @@ ca_health_check_all(ca_health *h, const cfg *c)
 
 	h->cfg = c;
 	h->gen++;
+	/* a CA removed by a reload must not stay in /metrics */
+	metrics_family_clear("renewd_ca_up");
 	h->n = c->ncas < CA_MAX ? c->ncas : CA_MAX;
 	memset(h->cas, 0, sizeof(h->cas));
 	for (i = 0; i < h->n; i++) {

@@ -22,6 +22,12 @@ void ca_health_check_all(ca_health *h, const cfg *c);
 /* [{"name","url","healthy","checked_at","error"|"subject","sha256",
  *   "capabilities"}] */
 json_t *ca_health_json(const ca_health *h);
+/* Called with every check's result (err NULL when healthy). */
+typedef void (*ca_health_cb)(void *arg, const char *ca, int healthy,
+			     const char *err);
+void ca_health_set_cb(ca_health *h, ca_health_cb cb, void *arg);
+/* The proxy could not reach a CA believed healthy: check it now. */
+void ca_health_suspect(ca_health *h, const char *name);
 /* Stop timers; checks in flight finish into nothing; freed on close. */
 void ca_health_free(ca_health *h);
 

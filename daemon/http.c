@@ -1,5 +1,5 @@
 /*
- * The SCEP proxy and health route. See http.h.
+ * The SCEP proxy, the certificate API, /metrics and /healthz. See http.h.
  */
 #define _GNU_SOURCE
 #include "http.h"
@@ -12,29 +12,71 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
+#include "daemon/cahealth.h"
+#include "notifiers/notify.h"
+#include "common/metrics.h"
 #include "scep/scep.h"
 
 #define PROXY_PREFIX "/mdm/scep/proxy/"
 #define API_CERTS "/api/v1/certificates"
 #define UPSTREAM_MAX (2 * 1024 * 1024)
+#define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
+#define METRICS_MAX (8 * 1024 * 1024) /* 17 families of <= 1000 series */
+#define STATS_CACHE_MS 5000
 
 typedef struct proxy_call proxy_call;
+typedef struct stats_cache stats_cache;
 
 struct http_srv {
 	net_httpd *httpd;
 	http_env *env;
 	proxy_call *calls; /* upstream calls in flight */
+	stats_cache *stats;
 };
 
 struct proxy_call {
 	http_srv *srv;
 	net_httpd_req *req; /* NULL once the server stopped */
 	int pki;	    /* a PKIOperation: consume the token, read CertRep */
+	const char *op;	    /* the operation label of the metrics */
 	char token_hash[65];
 	int64_t job_id;
 	char ca[65];
 	proxy_call *next;
 };
+
+typedef struct stats_waiter {
+	net_httpd_req *req;
+	struct stats_waiter *next;
+} stats_waiter;
+
+/*
+ * The store aggregates of /metrics. They are full index scans on a large
+ * fleet, so they run in the libuv thread pool on a read-only connection
+ * of their own, and every scrape within STATS_CACHE_MS of a result shares
+ * it. The worker owns ro, now, rc, err and st while busy; the loop reads
+ * them only when it is not. After http_stop the cache is detached and
+ * freed by the after-work callback of the computation in flight.
+ */
+struct stats_cache {
+	uv_work_t work;
+	uv_loop_t *loop;
+	char *db_path;
+	store *ro;	/* opened by the worker at first use */
+	int busy, detached, have;
+	uint64_t at_ms; /* uv_now of the last result */
+	int64_t now;	/* the windows count from here */
+	int rc;
+	char err[512];
+	store_stats st;
+	stats_waiter *waiters; /* scrapes waiting for the computation */
+};
+
+/* renewd_certificates_expiring's windows; +Inf is every current one. */
+static const int64_t stats_within[STORE_STATS_WINDOWS] = {
+	86400, 7 * 86400, 14 * 86400, 30 * 86400, 90 * 86400, 365 * 86400};
+static const char *const stats_within_names[STORE_STATS_WINDOWS] = {
+	"1d", "7d", "14d", "30d", "90d", "365d"};
 
 static void
 call_unlink(proxy_call *c)
@@ -71,12 +113,46 @@ job_note(http_env *env, int64_t job, const char *event, const char *detail)
 	       "detail", detail, NULL);
 }
 
+/* The operation label: a fixed set, never the client's text. */
+static const char *
+proxy_op(const char *op)
+{
+	static const char *const known[] = {"GetCACaps", "GetCACert",
+					    "PKIOperation"};
+	size_t i;
+
+	for (i = 0; op && i < 3; i++)
+		if (strcmp(op, known[i]) == 0)
+			return known[i];
+	return "other";
+}
+
+static void
+proxy_count(const char *op, long status)
+{
+	char st[24];
+
+	snprintf(st, sizeof(st), "%ld", status);
+	metrics_counter_add("renewd_scep_proxy_requests_total", 1,
+			    "operation", op, "status", st, NULL);
+}
+
+/* Every answer of the proxy goes through here or proxy_count. */
+static void
+proxy_text(net_httpd_req *req, const char *op, unsigned status,
+	   const char *msg)
+{
+	proxy_count(op, status);
+	text(req, status, msg);
+}
+
 /* Refuse with 400 and a short reason, recorded on the job. */
 static void
-refuse(http_env *env, net_httpd_req *req, int64_t job, const char *why)
+refuse(http_env *env, net_httpd_req *req, const char *op, int64_t job,
+       const char *why)
 {
 	job_note(env, job, "scep_refused", why);
-	text(req, 400, why);
+	proxy_text(req, op, 400, why);
 }
 
 /*
@@ -101,9 +177,11 @@ on_upstream(void *arg, const net_http_resp *r)
 			 timeout ? "timed out" : "unreachable",
 			 r->error ? r->error : rn_strerror(r->rc));
 		job_note(env, c->job_id, "scep_upstream_error", detail);
-		text(c->req, timeout ? 504 : 502,
-		     timeout ? "upstream CA timed out"
-			     : "upstream CA unreachable");
+		/* a CA that was healthy is checked now: ca.unhealthy */
+		ca_health_suspect(env->cah, c->ca);
+		proxy_text(c->req, c->op, timeout ? 504 : 502,
+			   timeout ? "upstream CA timed out"
+				   : "upstream CA unreachable");
 		free(c);
 		return;
 	}
@@ -136,6 +214,9 @@ on_upstream(void *arg, const net_http_resp *r)
 			 r->status);
 		job_note(env, c->job_id, "scep_upstream_error", detail);
 	}
+	/* net_httpd answers 500 for a status it cannot send */
+	proxy_count(c->op, r->status >= 100 && r->status <= 599 ? r->status
+								 : 500);
 	net_httpd_respond(c->req, (unsigned)r->status,
 			  r->content_type ? r->content_type
 					  : "application/octet-stream",
@@ -169,42 +250,44 @@ proxy(http_srv *srv, net_httpd_req *req, const char *segment)
 				  NULL};
 	const void *body = NULL;
 	size_t body_len = 0;
+	const char *opl;
 
+	op = net_httpd_req_query(req, "operation");
+	opl = proxy_op(op);
 	if (scep_proxy_id_parse(segment, &id) != RN_OK) {
-		text(req, 400, "invalid proxy identifier");
+		proxy_text(req, opl, 400, "invalid proxy identifier");
 		return;
 	}
-	op = net_httpd_req_query(req, "operation");
 	if (op == NULL) {
-		text(req, 400, "missing operation");
+		proxy_text(req, opl, 400, "missing operation");
 		return;
 	}
 	pki = strcmp(op, "PKIOperation") == 0;
 	if (!pki && strcmp(op, "GetCACaps") && strcmp(op, "GetCACert")) {
-		text(req, 501, "operation not supported");
+		proxy_text(req, opl, 501, "operation not supported");
 		return;
 	}
 	ca = cfg_ca_find(env->conf->cfg, id.ca);
 	if (ca == NULL) {
-		text(req, 400, "unknown certificate authority");
+		proxy_text(req, opl, 400, "unknown certificate authority");
 		return;
 	}
 	rn_sha256_hex(id.token, strlen(id.token), hash);
 	explicit_bzero(id.token, sizeof(id.token));
 	if (store_token_get(env->s, hash, &tok) != RN_OK) {
-		text(req, 400, "unknown token");
+		proxy_text(req, opl, 400, "unknown token");
 		return;
 	}
 	jid = tok.job_id;
 	if (strcmp(tok.host_uuid, id.host) || strcmp(tok.profile_uuid,
 						     id.profile) ||
 	    strcmp(tok.ca_name, id.ca)) {
-		refuse(env, req, jid, "token does not belong to this host, "
-				      "profile and CA");
+		refuse(env, req, opl, jid, "token does not belong to this "
+					   "host, profile and CA");
 		return;
 	}
 	if (tok.consumed_at) {
-		refuse(env, req, jid, "token already used");
+		refuse(env, req, opl, jid, "token already used");
 		return;
 	}
 	if (tok.expires_at <= now) {
@@ -212,8 +295,8 @@ proxy(http_srv *srv, net_httpd_req *req, const char *segment)
 		 * failure: its open job is pushed again, or a resend job is
 		 * queued when none is open. */
 		int64_t nj = 0, cert_id = 0;
-		refuse(env, req, jid, "token expired; a new profile will be "
-				      "sent");
+		refuse(env, req, opl, jid, "token expired; a new profile "
+					   "will be sent");
 		if (store_job_open(env->s, id.host, id.profile, id.ca, &job) ==
 		    RN_OK) {
 			sched_job_repush(env->sc, job.id, "token_expired",
@@ -237,7 +320,8 @@ proxy(http_srv *srv, net_httpd_req *req, const char *segment)
 	}
 	has = store_host_profile_has(env->s, id.host, id.profile);
 	if (has != 1) {
-		refuse(env, req, jid, "profile is not assigned to this host");
+		refuse(env, req, opl, jid,
+		       "profile is not assigned to this host");
 		return;
 	}
 	if (store_job_open(env->s, id.host, id.profile, id.ca, &job) ==
@@ -249,8 +333,8 @@ proxy(http_srv *srv, net_httpd_req *req, const char *segment)
 				      &cur) == RN_OK) {
 		store_cert_release(&cur);
 	} else {
-		refuse(env, req, jid, "no open job or certificate for this "
-				      "host, profile and CA");
+		refuse(env, req, opl, jid, "no open job or certificate for "
+					   "this host, profile and CA");
 		return;
 	}
 
@@ -270,7 +354,8 @@ proxy(http_srv *srv, net_httpd_req *req, const char *segment)
 		const char *msg = net_httpd_req_query(req, "message");
 		if (pki && (msg == NULL || *msg == '\0')) {
 			rn_buf_release(&url);
-			refuse(env, req, jid, "PKIOperation without message");
+			refuse(env, req, opl, jid,
+			       "PKIOperation without message");
 			return;
 		}
 		if (msg) {
@@ -293,12 +378,13 @@ proxy(http_srv *srv, net_httpd_req *req, const char *segment)
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		rn_buf_release(&url);
-		text(req, 500, "out of memory");
+		proxy_text(req, opl, 500, "out of memory");
 		return;
 	}
 	c->srv = srv;
 	c->req = req;
 	c->pki = pki;
+	c->op = opl;
 	c->job_id = jid;
 	snprintf(c->token_hash, sizeof(c->token_hash), "%s", hash);
 	snprintf(c->ca, sizeof(c->ca), "%s", id.ca);
@@ -306,7 +392,7 @@ proxy(http_srv *srv, net_httpd_req *req, const char *segment)
 	rn_buf_release(&url);
 	if (rc) {
 		free(c);
-		text(req, 502, "upstream CA unreachable");
+		proxy_text(req, opl, 502, "upstream CA unreachable");
 		return;
 	}
 	c->next = srv->calls;
@@ -445,6 +531,7 @@ api_certificates(http_env *env, net_httpd_req *req)
 		return;
 	}
 	free(err);
+	notif_engine_kick(env->notif);
 	snprintf(id, sizeof(id), "%lld", (long long)imp.cert.id);
 	log_kv(RN_LOG_INFO, "api: certificate imported", "host", v[0],
 	       "profile", v[1], "ca", v[2], "cert", id, "duplicate",
@@ -473,6 +560,219 @@ api_certificates(http_env *env, net_httpd_req *req)
 	api_json(req, 200, o);
 }
 
+/* ---- GET /metrics and /healthz ---------------------------------------- */
+
+/* The store part of /metrics; HELP and TYPE come from common/metrics.c. */
+static int
+stats_render(rn_buf *b, const store_stats *st)
+{
+	static const char *const cert_states[] = {"active", "renewing",
+						  "superseded", "expired"};
+	static const char *const job_states[] = {
+	    JOB_QUEUED, JOB_RUNNING, JOB_PUSHED, JOB_ACKNOWLEDGED,
+	    JOB_VERIFIED, JOB_FAILED, JOB_CANCELLED};
+	int i, rc;
+
+	rc = metrics_help_render(b, "renewd_certificates");
+	for (i = 0; i < 4 && rc == RN_OK; i++)
+		rc = rn_buf_addf(b, "renewd_certificates{state=\"%s\"} %lld\n",
+				 cert_states[i], (long long)st->certs[i]);
+	if (rc == RN_OK)
+		rc = metrics_help_render(b, "renewd_certificates_expiring");
+	for (i = 0; i < STORE_STATS_WINDOWS && rc == RN_OK; i++)
+		rc = rn_buf_addf(b, "renewd_certificates_expiring{within="
+				 "\"%s\"} %lld\n", stats_within_names[i],
+				 (long long)st->expiring[i]);
+	if (rc == RN_OK)
+		rc = rn_buf_addf(b, "renewd_certificates_expiring{within="
+				 "\"+Inf\"} %lld\n", (long long)st->current);
+	if (rc == RN_OK)
+		rc = metrics_help_render(b, "renewd_certificates_expired");
+	if (rc == RN_OK)
+		rc = rn_buf_addf(b, "renewd_certificates_expired %lld\n",
+				 (long long)st->expired);
+	if (rc == RN_OK && st->has_earliest) {
+		rc = metrics_help_render(
+		    b, "renewd_certificate_earliest_expiry_timestamp_seconds");
+		if (rc == RN_OK)
+			rc = rn_buf_addf(b, "renewd_certificate_earliest_"
+					 "expiry_timestamp_seconds %lld\n",
+					 (long long)st->earliest_expiry);
+	}
+	if (rc == RN_OK)
+		rc = metrics_help_render(b, "renewd_jobs");
+	for (i = 0; i < 7 && rc == RN_OK; i++)
+		rc = rn_buf_addf(b, "renewd_jobs{state=\"%s\"} %lld\n",
+				 job_states[i], (long long)st->jobs[i]);
+	if (rc == RN_OK)
+		rc = metrics_help_render(b, "renewd_notifications_pending");
+	if (rc == RN_OK)
+		rc = rn_buf_addf(b, "renewd_notifications_pending %lld\n",
+				 (long long)st->notifications_pending);
+	return rc;
+}
+
+/* Answer one scrape from the cached aggregates and the registry. */
+static void
+metrics_answer(stats_cache *c, net_httpd_req *req)
+{
+	rn_buf b;
+	int rc;
+
+	if (c->rc) {
+		text(req, 503, c->err);
+		return;
+	}
+	rn_buf_init(&b, METRICS_MAX);
+	rc = metrics_render(&b);
+	if (rc == RN_OK)
+		rc = stats_render(&b, &c->st);
+	if (rc) {
+		log_kv(RN_LOG_ERROR, "metrics: cannot render", "err",
+		       rn_strerror(rc), NULL);
+		text(req, 500, "cannot render metrics");
+	} else {
+		net_httpd_respond(req, 200, METRICS_TYPE, b.data ? b.data : "",
+				  b.len);
+	}
+	rn_buf_release(&b);
+}
+
+static void
+stats_cache_free(stats_cache *c)
+{
+	stats_waiter *w, *nx;
+
+	for (w = c->waiters; w; w = nx) {
+		nx = w->next;
+		free(w);
+	}
+	store_close(c->ro);
+	free(c->db_path);
+	free(c);
+}
+
+/* In the thread pool: nothing here may touch the loop or the registry. */
+static void
+stats_work(uv_work_t *w)
+{
+	stats_cache *c = w->data;
+	char *msg = NULL;
+
+	c->err[0] = '\0';
+	if (c->ro == NULL) {
+		c->rc = store_open(c->db_path, 1, &c->ro, &msg);
+		if (c->rc) {
+			snprintf(c->err, sizeof(c->err), "store unavailable: "
+				 "%s\n", msg ? msg : rn_strerror(c->rc));
+			free(msg);
+			return;
+		}
+	}
+	c->rc = store_stats_get(c->ro, c->now, stats_within, &c->st);
+	if (c->rc) {
+		snprintf(c->err, sizeof(c->err), "store unavailable: %s: %s\n",
+			 rn_strerror(c->rc), store_errmsg(c->ro));
+		/* reopen next time: the file may have been replaced */
+		store_close(c->ro);
+		c->ro = NULL;
+	}
+}
+
+static void
+stats_done(uv_work_t *w, int status)
+{
+	stats_cache *c = w->data;
+	stats_waiter *list, *nx;
+
+	c->busy = 0;
+	if (c->detached) {
+		stats_cache_free(c);
+		return;
+	}
+	if (status != 0) {
+		c->rc = RN_ECANCELED;
+		snprintf(c->err, sizeof(c->err), "store unavailable: %s\n",
+			 uv_strerror(status));
+	}
+	if (c->rc)
+		log_kv(RN_LOG_WARN, "metrics: store aggregates unavailable",
+		       "err", c->err, NULL);
+	c->have = 1;
+	c->at_ms = uv_now(c->loop);
+	list = c->waiters;
+	c->waiters = NULL;
+	for (; list; list = nx) {
+		nx = list->next;
+		metrics_answer(c, list->req);
+		free(list);
+	}
+}
+
+/*
+ * GET /metrics: the registry and the store aggregates. A fresh cached
+ * result answers at once; otherwise the scrape waits for the computation
+ * in flight, starting one when none is.
+ */
+static void
+metrics_route(http_srv *srv, net_httpd_req *req)
+{
+	stats_cache *c = srv->stats;
+	stats_waiter *w;
+	int rc;
+
+	if (strcmp(net_httpd_req_method(req), "GET")) {
+		net_httpd_req_set_header(req, "Allow", "GET");
+		text(req, 405, "method not allowed");
+		return;
+	}
+	if (!c->busy && c->have &&
+	    uv_now(c->loop) - c->at_ms < STATS_CACHE_MS) {
+		metrics_answer(c, req);
+		return;
+	}
+	w = calloc(1, sizeof(*w));
+	if (w == NULL) {
+		text(req, 500, "out of memory");
+		return;
+	}
+	w->req = req;
+	w->next = c->waiters;
+	c->waiters = w;
+	if (c->busy)
+		return;
+	c->now = rn_now();
+	c->work.data = c;
+	rc = uv_queue_work(c->loop, &c->work, stats_work, stats_done);
+	if (rc) {
+		c->waiters = w->next;
+		free(w);
+		log_kv(RN_LOG_ERROR, "metrics: cannot queue the store read",
+		       "err", uv_strerror(rc), NULL);
+		text(req, 500, "cannot compute metrics");
+		return;
+	}
+	c->busy = 1;
+}
+
+/* 200 "ok" while the loop runs (this answer) and the store reads. */
+static void
+healthz(http_srv *srv, net_httpd_req *req)
+{
+	char msg[512];
+	int rc = store_ping(srv->env->s);
+
+	if (rc == RN_OK) {
+		text(req, 200, "ok\n");
+		return;
+	}
+	snprintf(msg, sizeof(msg), "store unavailable: %s: %s\n",
+		 rn_strerror(rc), store_errmsg(srv->env->s));
+	log_kv(RN_LOG_WARN, "healthz: store unavailable", "err",
+	       store_errmsg(srv->env->s), NULL);
+	text(req, 503, msg);
+}
+
 static void
 on_request(void *arg, net_httpd_req *req)
 {
@@ -481,12 +781,18 @@ on_request(void *arg, net_httpd_req *req)
 	const char *method = net_httpd_req_method(req);
 
 	if (strcmp(path, "/healthz") == 0) {
-		text(req, 200, "ok\n");
+		healthz(srv, req);
+		return;
+	}
+	if (strcmp(path, "/metrics") == 0) {
+		metrics_route(srv, req);
 		return;
 	}
 	if (strncmp(path, PROXY_PREFIX, sizeof(PROXY_PREFIX) - 1) == 0) {
 		if (strcmp(method, "GET") && strcmp(method, "POST")) {
-			text(req, 405, "method not allowed");
+			proxy_text(req, proxy_op(net_httpd_req_query(
+					    req, "operation")),
+				   405, "method not allowed");
 			return;
 		}
 		proxy(srv, req, path + sizeof(PROXY_PREFIX) - 1);
@@ -518,10 +824,21 @@ http_start(uv_loop_t *loop, http_env *env, http_srv **out, char **errmsg)
 	if (h == NULL)
 		return RN_ENOMEM;
 	h->env = env;
+	/* the database in use: a reload does not switch it */
+	h->stats = calloc(1, sizeof(*h->stats));
+	if (h->stats == NULL ||
+	    (h->stats->db_path = rn_strdup(env->conf->cfg->daemon.database)) ==
+		NULL) {
+		free(h->stats);
+		free(h);
+		return RN_ENOMEM;
+	}
+	h->stats->loop = loop;
 	memset(&o, 0, sizeof(o));
 	rc = net_httpd_start(loop, env->conf->cfg->http.listen, &o, on_request,
 			     h, &h->httpd, errmsg);
 	if (rc) {
+		stats_cache_free(h->stats);
 		free(h);
 		return rc;
 	}
@@ -533,6 +850,8 @@ void
 http_stop(http_srv *h)
 {
 	proxy_call *c;
+	stats_cache *st;
+	stats_waiter *w, *nx;
 
 	if (h == NULL)
 		return;
@@ -541,6 +860,18 @@ http_stop(http_srv *h)
 		c->req = NULL;
 		c->srv = NULL;
 	}
+	/* Waiting scrapes are answered 503 by net_httpd_stop; a store read
+	 * in flight frees the cache when it ends. */
+	st = h->stats;
+	for (w = st->waiters; w; w = nx) {
+		nx = w->next;
+		free(w);
+	}
+	st->waiters = NULL;
+	if (st->busy)
+		st->detached = 1;
+	else
+		stats_cache_free(st);
 	net_httpd_stop(h->httpd);
 	free(h);
 }

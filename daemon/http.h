@@ -1,6 +1,12 @@
 /*
  * renewd's HTTP routes on net_httpd:
- *   GET  /healthz                         200 "ok"
+ *   GET  /healthz                         200 "ok" when the store answers
+ *        a trivial read, else 503 "store unavailable: <why>"
+ *   GET  /metrics                         Prometheus text 0.0.4: the
+ *        process registry (common/metrics.h) and the store aggregates,
+ *        read on a read-only connection in the libuv thread pool and
+ *        shared by the scrapes of 5 s; 503 "store unavailable: <why>"
+ *        when that read fails. Never one series per certificate.
  *   GET|POST /mdm/scep/proxy/{id}?operation=...   the SCEP proxy
  *   POST /webhook/mdm                     NanoMDM/MicroMDM events
  *        (mdmhook.c): 401 "bad signature" when webhook_hmac_key is set and
@@ -38,6 +44,8 @@ typedef struct http_env {
 	const rn_conf *conf; /* updated by the daemon on reload */
 	net_http *http;
 	sched *sc;
+	struct notif_engine *notif; /* kicked after outbox writes; or NULL */
+	struct ca_health *cah;	    /* told about unreachable CAs; or NULL */
 } http_env;
 
 typedef struct http_srv http_srv;

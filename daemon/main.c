@@ -15,15 +15,20 @@
 #include <uv.h>
 
 #include "common/common.h"
+#include "common/metrics.h"
 #include "daemon/cahealth.h"
 #include "daemon/control.h"
 #include "daemon/http.h"
+#include "daemon/sdnotify.h"
 #include "net/net.h"
+#include "notifiers/alert.h"
+#include "notifiers/notify.h"
 #include "renewal/renewal.h"
 #include "scheduler/scheduler.h"
 #include "store/store.h"
 
 #define SHUTDOWN_GRACE_MS 30000
+#define SD_STATUS_MS 2000 /* how often systemd's STATUS= is refreshed */
 
 typedef struct rn_daemon {
 	uv_loop_t loop;
@@ -37,6 +42,9 @@ typedef struct rn_daemon {
 	http_env web_env;
 	http_srv *web;
 	uv_signal_t sig_term, sig_int, sig_hup;
+	notif_engine *notif; /* NULL with --once */
+	sdn *sdn; /* NULL when not started by systemd */
+	int reload_failed;
 	int once;
 	int stopping;
 	int exit_code;
@@ -66,12 +74,92 @@ print_errors(const rn_errlist *errs, int as_log)
 	}
 }
 
+/*
+ * The line `systemctl status` shows: the last scan and the work in
+ * flight, and a failed reload until a good one, since a reload that kept
+ * the old configuration is otherwise only in the log.
+ */
+static void
+sd_status_line(void *arg, char *buf, size_t len)
+{
+	rn_daemon *d = arg;
+	const sched_scan *ls;
+	char at[RN_TIME_LEN];
+	const char *note = d->reload_failed ?
+		"; last reload failed, old configuration kept" : "";
+
+	if (d->sched == NULL) {
+		snprintf(buf, len, "stopping");
+		return;
+	}
+	ls = sched_last_scan(d->sched);
+	if (ls->at == 0) {
+		snprintf(buf, len, "no scan yet; %zu jobs in flight%s",
+			 sched_in_flight(d->sched), note);
+		return;
+	}
+	rn_time_format(ls->at, at, sizeof(at));
+	snprintf(buf, len,
+		 "last scan %s: %lld due, %lld enqueued, %.1f ms; "
+		 "%zu jobs in flight%s",
+		 at, (long long)ls->due, (long long)ls->enqueued,
+		 ls->duration_ms, sched_in_flight(d->sched), note);
+}
+
+/*
+ * READY=1 and a fresh status line, at start-up and after every reload:
+ * READY=1 also ends systemd's "reloading" state, good file or not.
+ */
+static void
+sd_ready(rn_daemon *d, int reload_failed)
+{
+	char line[512];
+
+	d->reload_failed = reload_failed;
+	sd_status_line(d, line, sizeof(line));
+	sdn_ready(d->sdn);
+	sdn_status(d->sdn, "%s", line);
+}
+
+/* After each scan: check current certificates against their deadlines. */
+static void
+on_scan_done(void *arg, const sched_scan *res)
+{
+	rn_daemon *d = arg;
+
+	(void)res;
+	notif_engine_sweep(d->notif);
+}
+
+static void
+on_outbox(void *arg)
+{
+	rn_daemon *d = arg;
+
+	notif_engine_kick(d->notif);
+}
+
+/* Every CA check result; the alert module sends only the transitions. */
+static void
+on_ca_checked(void *arg, const char *ca, int healthy, const char *err)
+{
+	rn_daemon *d = arg;
+	int rc = notif_ca_state(d->store, ca, healthy, err, rn_now());
+
+	if (rc)
+		log_kv(RN_LOG_ERROR, "cannot record ca health", "ca", ca,
+		       "err", rn_strerror(rc), NULL);
+	notif_engine_kick(d->notif);
+}
+
 static void
 on_sched_done(void *arg)
 {
 	rn_daemon *d = arg;
 
 	d->sched = NULL;
+	sdn_close(d->sdn);
+	d->sdn = NULL;
 	if (d->http) {
 		net_http_free(d->http);
 		d->http = NULL;
@@ -87,6 +175,9 @@ shutdown_daemon(rn_daemon *d)
 	if (d->stopping)
 		return;
 	d->stopping = 1;
+	sdn_stopping(d->sdn);
+	sdn_status(d->sdn, "stopping; %zu jobs in flight",
+		   sched_in_flight(d->sched));
 	if (d->ctl) {
 		ctl_close(d->ctl);
 		d->ctl = NULL;
@@ -95,6 +186,9 @@ shutdown_daemon(rn_daemon *d)
 	d->web = NULL;
 	ca_health_free(d->cah);
 	d->cah = NULL;
+	notif_engine_stop(d->notif);
+	d->notif = NULL;
+	d->web_env.notif = NULL;
 	sched_stop(d->sched, SHUTDOWN_GRACE_MS, on_sched_done, d);
 }
 
@@ -124,6 +218,7 @@ on_hup(uv_signal_t *h, int signum)
 	(void)signum;
 	if (d->stopping)
 		return;
+	sdn_reloading(d->sdn);
 	rn_errlist_init(&errs);
 	rc = renewal_conf_load(d->config_path, &nc, &errs);
 	if (rc) {
@@ -132,6 +227,7 @@ on_hup(uv_signal_t *h, int signum)
 		       d->config_path, NULL);
 		print_errors(&errs, 1);
 		rn_errlist_release(&errs);
+		sd_ready(d, 1);
 		return;
 	}
 	rn_errlist_release(&errs);
@@ -150,9 +246,12 @@ on_hup(uv_signal_t *h, int signum)
 		       "reload failed, keeping the old configuration", "err",
 		       rn_strerror(rc), NULL);
 		renewal_conf_free(nc);
+		sd_ready(d, 1);
 		return;
 	}
 	log_setup(nc->cfg->daemon.log_level, nc->cfg->daemon.log_format);
+	if (d->notif)
+		notif_engine_set_conf(d->notif, nc->cfg);
 	if (d->cah)
 		ca_health_check_all(d->cah, nc->cfg);
 	renewal_conf_free(d->conf);
@@ -160,6 +259,7 @@ on_hup(uv_signal_t *h, int signum)
 	d->web_env.conf = nc;
 	log_kv(RN_LOG_INFO, "configuration reloaded", "file", d->config_path,
 	       NULL);
+	sd_ready(d, 0);
 }
 
 static void
@@ -248,6 +348,10 @@ main(int argc, char **argv)
 		goto fail;
 	}
 	uv_loop_init(&d.loop);
+	metrics_gauge_set("renewd_build_info", 1, "version", RN_VERSION, NULL);
+	metrics_gauge_set("renewd_start_time_seconds", (double)rn_now(), NULL);
+	/* Not fatal: sdn_init logs why, and renewd runs without notifying. */
+	sdn_init(&d.loop, &d.sdn);
 	rc = net_http_new(&d.loop, &d.http);
 	if (rc == RN_OK)
 		rc = sched_new(&d.loop, d.store, d.conf, d.http, d.once,
@@ -258,7 +362,15 @@ main(int argc, char **argv)
 	}
 	if (!d.once) {
 		ensure_parent(d.conf->cfg->daemon.control_socket);
-		rc = ca_health_new(&d.loop, d.http, &d.cah);
+		rc = notif_engine_new(&d.loop, d.store, d.http, d.conf->cfg,
+				      &d.notif);
+		if (rc == RN_OK) {
+			sched_hooks hk = { on_scan_done, on_outbox, &d };
+			sched_set_hooks(d.sched, &hk);
+			rc = ca_health_new(&d.loop, d.http, &d.cah);
+		}
+		if (rc == RN_OK)
+			ca_health_set_cb(d.cah, on_ca_checked, &d);
 		if (rc == RN_OK)
 			rc = ctl_listen(&d.loop,
 					d.conf->cfg->daemon.control_socket,
@@ -268,6 +380,8 @@ main(int argc, char **argv)
 			d.web_env.conf = d.conf;
 			d.web_env.http = d.http;
 			d.web_env.sc = d.sched;
+			d.web_env.notif = d.notif;
+			d.web_env.cah = d.cah;
 			rc = http_start(&d.loop, &d.web_env, &d.web, &err);
 		}
 		if (rc) {
@@ -276,11 +390,14 @@ main(int argc, char **argv)
 			if (d.ctl)
 				ctl_close(d.ctl);
 			ca_health_free(d.cah);
+			notif_engine_stop(d.notif);
 			sched_stop(d.sched, 0, NULL, NULL);
 			d.sched = NULL;
 			goto fail_loop;
 		}
 	} else {
+		/* no delivery with --once: the outbox waits for the daemon */
+		notif_alerts_configure(d.conf->cfg);
 		sched_on_idle(d.sched, on_once_idle, &d);
 	}
 	uv_signal_init(&d.loop, &d.sig_term);
@@ -306,6 +423,10 @@ main(int argc, char **argv)
 		       d.conf->cfg->daemon.database, "listen",
 		       d.web ? d.conf->cfg->http.listen : NULL, "mdm",
 		       mdm_driver_name(d.conf->cfg->mdm.driver), NULL);
+		/* Store open, control socket and HTTP listening, scheduler
+		 * started: renewctl and devices can reach us now. */
+		sd_ready(&d, 0);
+		sdn_status_every(d.sdn, SD_STATUS_MS, sd_status_line, &d);
 	}
 	uv_run(&d.loop, UV_RUN_DEFAULT);
 	n = uv_loop_close(&d.loop);
@@ -313,16 +434,19 @@ main(int argc, char **argv)
 		log_warnx("event loop closed with handles still open");
 	store_close(d.store);
 	renewal_conf_free(d.conf);
+	metrics_reset();
 	log_kv(RN_LOG_INFO, "renewd stopped", NULL);
 	return d.exit_code;
 
 fail_loop:
 	if (d.http)
 		net_http_free(d.http);
+	sdn_close(d.sdn);
 	uv_run(&d.loop, UV_RUN_DEFAULT);
 	uv_loop_close(&d.loop);
 fail:
 	store_close(d.store);
 	renewal_conf_free(d.conf);
+	metrics_reset();
 	return 1;
 }

@@ -14,7 +14,10 @@
 
 #include <jansson.h>
 
+#include "common/metrics.h"
 #include "mdm/webhook.h"
+#include "notifiers/alert.h"
+#include "notifiers/notify.h"
 
 typedef struct hook_ctx {
 	http_env *env;
@@ -23,6 +26,7 @@ typedef struct hook_ctx {
 	int kick; /* new queued work: wake the scheduler after commit */
 	int64_t acked_job; /* acknowledged job: ask for the device's
 			    * CertificateList after commit; 0 = none */
+	int cancelled; /* jobs a CheckOut cancelled */
 } hook_ctx;
 
 static void
@@ -113,19 +117,21 @@ cancel_job(void *arg, const store_job *j)
 	int rc = store_job_cancel(h->env->s, j->id, "host checked out", 0,
 				  h->now);
 
+	if (rc == RN_OK)
+		h->cancelled++;
 	/* A job that became final meanwhile needs nothing. */
 	return rc == RN_EBUSY ? RN_OK : rc;
 }
 
-/* CheckOut: the device left the MDM. Its certificates stay as history. */
+/*
+ * CheckOut: the device left the MDM. Its certificates stay as history;
+ * host.retired goes to the notifiers in the same transaction.
+ */
 static int
 on_checkout(hook_ctx *h)
 {
 	int rc = store_host_set_state(h->env->s, h->ev->udid, "retired",
 				      h->now);
-
-	json_t *payload;
-	char *text, *key;
 
 	if (rc == RN_ENOTFOUND)
 		return RN_OK; /* never seen: nothing to retire */
@@ -134,21 +140,8 @@ on_checkout(hook_ctx *h)
 	rc = store_host_open_jobs_each(h->env->s, h->ev->udid, cancel_job, h);
 	if (rc)
 		return rc;
-	/* host.retired for the notifiers, in the same transaction */
-	payload = json_pack("{s:s,s:s,s:s,s:I}", "event", "host.retired",
-			    "host", h->ev->udid, "message",
-			    "host checked out of the MDM; its open renewal "
-			    "jobs were cancelled",
-			    "at", (json_int_t)h->now);
-	text = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
-	key = rn_asprintf("host.retired:%s", h->ev->udid);
-	rc = text && key ? store_notification_add(h->env->s, "host.retired",
-						  key, text, h->now)
-			 : RN_ENOMEM;
-	free(key);
-	free(text);
-	json_decref(payload);
-	return rc;
+	return notif_host_retired(h->env->s, h->ev->udid, h->cancelled,
+				  h->now);
 }
 
 typedef struct cert_pick {
@@ -376,8 +369,15 @@ http_mdm_webhook(http_env *env, net_httpd_req *req)
 	} else {
 		log_kv(RN_LOG_DEBUG, "mdm webhook event", "topic",
 		       ev.topic_text, "udid", ev.udid, NULL);
+		/* counted once committed: the daemon's own cancellations */
+		if (h.cancelled)
+			metrics_counter_add("renewd_job_outcomes_total",
+					    h.cancelled, "result",
+					    "cancelled", NULL);
 		if (h.kick)
 			sched_kick(env->sc);
+		/* CheckOut and CertificateList may have written alerts */
+		notif_engine_kick(env->notif);
 		/*
 		 * Network I/O only now that the transaction is committed.
 		 * RN_EINVAL: the driver has no command channel.

@@ -137,11 +137,13 @@ ctx_free(mdm_ctx *x)
 
 /* Report and free the context: the last thing a push does. */
 static void
-ctx_finish(mdm_ctx *x, int ok, const char *detail, const char *command_uuid)
+ctx_finish(mdm_ctx *x, int ok, const char *detail, const char *command_uuid,
+	   int unreachable)
 {
 	mdm_result r;
 
 	r.ok = ok;
+	r.unreachable = !ok && unreachable;
 	r.detail = detail;
 	r.command_uuid = command_uuid;
 	x->cb(x->arg, &r);
@@ -233,7 +235,8 @@ exec_done(void *arg, const net_proc_result *res)
 			detail = rn_asprintf("exit %lld",
 					     (long long)res->exit_status);
 	}
-	ctx_finish(x, ok, detail ? detail : (ok ? "exit 0" : "failed"), NULL);
+	ctx_finish(x, ok, detail ? detail : (ok ? "exit 0" : "failed"), NULL,
+		   0);
 	free(line);
 	free(detail);
 }
@@ -467,9 +470,10 @@ http_done(void *arg, const net_http_resp *r)
 {
 	mdm_ctx *x = arg;
 	char *detail = NULL, *uuid = NULL;
-	int ok = 0;
+	int ok = 0, down = 1;
 
 	if (!http_failed(x, r, &detail)) {
+		down = r->status >= 500;
 		switch (x->driver) {
 		case CFG_MDM_NANOMDM:
 			ok = nanomdm_judge(x, r, &detail);
@@ -483,7 +487,7 @@ http_done(void *arg, const net_http_resp *r)
 		}
 	}
 	ctx_finish(x, ok, detail ? detail : (ok ? "http 2xx" : "failed"),
-		   uuid);
+		   uuid, down && r->rc != RN_ECANCELED);
 	free(uuid);
 	free(detail);
 }

@@ -40,6 +40,8 @@ typedef struct mdm_result {
 				   * (micromdm), valid during the callback;
 				   * NULL when the MDM assigns none and the
 				   * push's own command_uuid stands */
+	int unreachable;    /* 1 when the MDM could not be reached: connect
+			     * error, timeout, HTTP 5xx (HTTP drivers) */
 } mdm_result;
 
 /*

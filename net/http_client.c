@@ -57,6 +57,7 @@ struct http_xfer {
 	CURL *easy;
 	struct curl_slist *headers;
 	char *body;
+	size_t body_len, body_off; /* SMTP upload */
 	rn_buf resp;
 	int too_big;
 	int nomem;
@@ -498,16 +499,76 @@ http_xfer_setup(http_xfer *x, const net_http_req *req)
 	return RN_OK;
 }
 
-int
-net_http_request(net_http *h, const net_http_req *req, net_http_cb cb,
-		 void *arg)
+/* Feed an SMTP message to curl. */
+static size_t
+smtp_read_cb(char *buf, size_t size, size_t nmemb, void *userdata)
+{
+	http_xfer *x = userdata;
+	size_t n = size * nmemb, left = x->body_len - x->body_off;
+
+	if (n > left)
+		n = left;
+	memcpy(buf, x->body + x->body_off, n);
+	x->body_off += n;
+	return n;
+}
+
+static int
+smtp_xfer_setup(http_xfer *x, const net_smtp_req *req)
+{
+	const char *const *rp;
+	struct curl_slist *l;
+	CURL *e = x->easy;
+	int64_t tmo = req->timeout_ms > 0 ? req->timeout_ms
+					  : HTTP_DEFAULT_TIMEOUT_MS;
+
+	rn_buf_init(&x->resp, 64 * 1024);
+	x->body = malloc(req->message_len ? req->message_len : 1);
+	if (x->body == NULL)
+		return RN_ENOMEM;
+	memcpy(x->body, req->message, req->message_len);
+	x->body_len = req->message_len;
+	for (rp = req->rcpt; *rp; rp++) {
+		l = curl_slist_append(x->headers, *rp);
+		if (l == NULL)
+			return RN_ENOMEM;
+		x->headers = l;
+	}
+	if (curl_easy_setopt(e, CURLOPT_URL, req->url) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "smtp,smtps") !=
+		    CURLE_OK)
+		return RN_EINVAL;
+	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)tmo);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_write_cb);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(e, CURLOPT_MAIL_FROM, req->from);
+	curl_easy_setopt(e, CURLOPT_MAIL_RCPT, x->headers);
+	curl_easy_setopt(e, CURLOPT_READFUNCTION, smtp_read_cb);
+	curl_easy_setopt(e, CURLOPT_READDATA, x);
+	curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE,
+			 (curl_off_t)req->message_len);
+	if (req->starttls)
+		curl_easy_setopt(e, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
+	if (req->username) {
+		curl_easy_setopt(e, CURLOPT_USERNAME, req->username);
+		curl_easy_setopt(e, CURLOPT_PASSWORD,
+				 req->password ? req->password : "");
+	}
+	return RN_OK;
+}
+
+/* Start a transfer set up by `setup`; shared by HTTP and SMTP. */
+static int
+xfer_start(net_http *h, int (*setup)(http_xfer *, const void *),
+	   const void *req, net_http_cb cb, void *arg)
 {
 	http_xfer *x = NULL;
 	int rc;
 
-	if (h == NULL || req == NULL || req->url == NULL || cb == NULL ||
-	    (req->body == NULL && req->body_len))
-		return RN_EINVAL;
 	if (h->freeing)
 		return RN_ECANCELED;
 	x = calloc(1, sizeof(*x));
@@ -521,7 +582,7 @@ net_http_request(net_http *h, const net_http_req *req, net_http_cb cb,
 		rc = RN_ENOMEM;
 		goto out;
 	}
-	rc = http_xfer_setup(x, req);
+	rc = setup(x, req);
 	if (rc)
 		goto out;
 	/* this arms the zero timer that starts the transfer from the loop */
@@ -538,6 +599,39 @@ net_http_request(net_http *h, const net_http_req *req, net_http_cb cb,
 out:
 	http_xfer_free(x);
 	return rc;
+}
+
+static int
+http_setup_any(http_xfer *x, const void *req)
+{
+	return http_xfer_setup(x, req);
+}
+
+static int
+smtp_setup_any(http_xfer *x, const void *req)
+{
+	return smtp_xfer_setup(x, req);
+}
+
+int
+net_http_request(net_http *h, const net_http_req *req, net_http_cb cb,
+		 void *arg)
+{
+	if (h == NULL || req == NULL || req->url == NULL || cb == NULL ||
+	    (req->body == NULL && req->body_len))
+		return RN_EINVAL;
+	return xfer_start(h, http_setup_any, req, cb, arg);
+}
+
+int
+net_smtp_send(net_http *h, const net_smtp_req *req, net_http_cb cb,
+	      void *arg)
+{
+	if (h == NULL || req == NULL || req->url == NULL || req->from ==
+	    NULL || req->rcpt == NULL || req->rcpt[0] == NULL || cb == NULL ||
+	    (req->message == NULL && req->message_len))
+		return RN_EINVAL;
+	return xfer_start(h, smtp_setup_any, req, cb, arg);
 }
 
 size_t

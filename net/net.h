@@ -53,6 +53,25 @@ typedef void (*net_http_cb)(void *arg, const net_http_resp *resp);
 int net_http_new(uv_loop_t *loop, net_http **out);
 int net_http_request(net_http *h, const net_http_req *req, net_http_cb cb,
 		     void *arg);
+/*
+ * Send one email through the same multi handle (libcurl's SMTP): the
+ * message is a complete RFC 5322 message with CRLF line ends. The
+ * callback's status is the SMTP reply code; rc as for HTTP.
+ */
+typedef struct net_smtp_req {
+	const char *url;	 /* smtp://host[:port] or smtps://... */
+	const char *from;	 /* envelope sender */
+	const char *const *rcpt; /* NULL-terminated, at least one */
+	const char *username;	 /* or NULL: no AUTH */
+	const char *password;
+	int starttls;		 /* require STARTTLS on smtp:// */
+	const void *message;
+	size_t message_len;
+	int64_t timeout_ms;	 /* 0 = 30 s */
+} net_smtp_req;
+
+int net_smtp_send(net_http *h, const net_smtp_req *req, net_http_cb cb,
+		  void *arg);
 /* Requests in flight. */
 size_t net_http_active(const net_http *h);
 /*

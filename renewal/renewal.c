@@ -4,6 +4,8 @@
  */
 #define _GNU_SOURCE
 #include "renewal.h"
+#include "common/metrics.h"
+#include "notifiers/alert.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -298,8 +300,10 @@ renewal_cert_place(store *s, const rn_conf *c, store_cert *cert,
 		   int64_t now, int *dup)
 {
 	const cfg_policy *pol = renewal_conf_policy(c, ca, profile);
+	notif_subject x;
 	store_job job;
 	int64_t job_id = 0;
+	int rc;
 
 	free(cert->host_uuid);
 	free(cert->profile_uuid);
@@ -324,7 +328,27 @@ renewal_cert_place(store *s, const rn_conf *c, store_cert *cert,
 			job_id = job.id;
 		store_job_release(&job);
 	}
-	return store_cert_install(s, cert, job_id, now, dup);
+	rc = store_cert_install(s, cert, job_id, now, dup);
+	if (rc || *dup)
+		return rc;
+	/* alerts resolved (and renewal.verified) in the same transaction */
+	memset(&x, 0, sizeof(x));
+	x.host = host;
+	x.profile = profile;
+	x.ca = ca;
+	x.job = cert->job_id;
+	x.renewal_id = cert->renewal_id;
+	x.not_valid_after = cert->not_valid_after;
+	rc = notif_cert_replaced(s, &x, now);
+	if (rc == RN_OK && cert->job_id)
+		rc = notif_renewal_verified(s, &x, now);
+	/* Counted when written: a caller's later rollback (a store error)
+	 * would leave one verified too many. In renewctl the count stays in
+	 * its own process, unseen: /metrics counts what the daemon did. */
+	if (rc == RN_OK && cert->job_id)
+		metrics_counter_add("renewd_job_outcomes_total", 1, "result",
+				    "verified", NULL);
+	return rc;
 }
 
 int

@@ -25,6 +25,8 @@
 
 #include "common/common.h"
 #include "config/config.h"
+#include "notifiers/alert.h"
+#include "notifiers/notify.h"
 #include "profiles/profiles.h"
 #include "renewal/renewal.h"
 #include "scep/scep.h"
@@ -540,6 +542,8 @@ ctl_conf_load(ctl *c)
 		return CTL_USAGE;
 	}
 	rn_errlist_release(&errs);
+	/* imports may resolve alerts: only subscribed events are queued */
+	notif_alerts_configure(c->conf->cfg);
 	c->socket_path = rn_strdup(c->conf->cfg->daemon.control_socket);
 	c->db_path = rn_strdup(c->conf->cfg->daemon.database);
 	if (c->socket_path == NULL || c->db_path == NULL) {
@@ -2059,26 +2063,26 @@ cmd_profile(ctl *c, int argc, char **argv)
 
 /* ---- not yet ---------------------------------------------------------- */
 
-static int
-ctl_not_yet(const char *cmd, int argc, char **argv)
+/* "ca test NAME" / "notify test NAME": the NAME, or NULL after a usage
+ * error was printed. */
+static const char *
+ctl_test_name(const char *cmd, int argc, char **argv)
 {
 	char name[32];
-	int npos, rc;
+	int npos;
 
 	if (argc < 1 || strcmp(argv[0], "test") != 0) {
 		ctl_usage_err("'%s' needs 'test NAME'", cmd);
-		return CTL_USAGE;
+		return NULL;
 	}
 	snprintf(name, sizeof(name), "%s test", cmd);
-	rc = ctl_opts_parse(name, argc - 1, argv + 1, NULL, &npos);
-	if (rc)
-		return rc;
+	if (ctl_opts_parse(name, argc - 1, argv + 1, NULL, &npos))
+		return NULL;
 	if (npos != 1) {
 		ctl_usage_err("'%s' needs one NAME", name);
-		return CTL_USAGE;
+		return NULL;
 	}
-	ctl_err("'%s' is not available yet", name);
-	return CTL_FAIL;
+	return argv[argc - 1];
 }
 
 typedef struct ca_test {
@@ -2170,15 +2174,97 @@ cmd_ca_test(ctl *c, const char *name)
 static int
 cmd_ca(ctl *c, int argc, char **argv)
 {
-	if (argc == 2 && strcmp(argv[0], "test") == 0 && argv[1][0] != '-')
-		return cmd_ca_test(c, argv[1]);
-	return ctl_not_yet("ca", argc, argv);
+	const char *name = ctl_test_name("ca", argc, argv);
+
+	return name ? cmd_ca_test(c, name) : CTL_USAGE;
+}
+
+typedef struct notify_test {
+	int done, ok;
+	char detail[512];
+} notify_test;
+
+static void
+on_notify_sent(void *arg, int ok, const char *detail)
+{
+	notify_test *t = arg;
+
+	t->done = 1;
+	t->ok = ok;
+	snprintf(t->detail, sizeof(t->detail), "%s", detail);
+}
+
+/*
+ * Send a test event through one notifier, directly (no daemon needed),
+ * and say what the receiver answered.
+ */
+static int
+cmd_notify_test(ctl *c, const char *name)
+{
+	static const char *const drivers[] = { "webhook", "exec", "smtp",
+					       "syslog" };
+	const cfg_notifier *n = NULL;
+	notify_test t;
+	uv_loop_t loop;
+	net_http *http = NULL;
+	char *payload;
+	size_t i;
+	int rc;
+
+	if ((rc = ctl_conf_load(c)))
+		return rc;
+	for (i = 0; i < c->conf->cfg->nnotifiers; i++)
+		if (strcmp(c->conf->cfg->notifiers[i].name, name) == 0)
+			n = &c->conf->cfg->notifiers[i];
+	if (n == NULL) {
+		ctl_err("notifier '%s' is not in the configuration", name);
+		return CTL_FAIL;
+	}
+	payload = notif_test_payload(name, rn_now());
+	if (payload == NULL) {
+		ctl_err("%s", rn_strerror(RN_ENOMEM));
+		return CTL_FAIL;
+	}
+	memset(&t, 0, sizeof(t));
+	uv_loop_init(&loop);
+	rc = net_http_new(&loop, &http);
+	if (rc == RN_OK)
+		rc = notif_send(&loop, http, n, 0, payload, on_notify_sent,
+				&t);
+	if (rc == RN_OK)
+		while (!t.done && uv_run(&loop, UV_RUN_ONCE))
+			;
+	if (http)
+		net_http_free(http);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	free(payload);
+	if (rc != RN_OK || !t.done)
+		snprintf(t.detail, sizeof(t.detail), "cannot send: %s",
+			 rn_strerror(rc ? rc : RN_EIO));
+	if (c->json) {
+		json_t *o = json_pack("{s:s,s:s,s:b,s:s}", "notifier", name,
+				      "driver", drivers[n->driver], "ok",
+				      t.ok, "detail", t.detail);
+		rc = ctl_json_print(o);
+		return t.ok && rc == CTL_OK ? CTL_OK : CTL_FAIL;
+	}
+	if (!t.ok) {
+		ctl_err("notifier '%s' (%s): %s", name, drivers[n->driver],
+			t.detail);
+		return CTL_FAIL;
+	}
+	printf("notifier '%s' (%s): delivered (%s)\n", name,
+	       drivers[n->driver], t.detail);
+	return CTL_OK;
 }
 
 static int
 cmd_notify(ctl *c, int argc, char **argv)
 {
-	return ctl_not_yet("notify", argc, argv);
+	const char *name = ctl_test_name("notify", argc, argv);
+
+	return name ? cmd_notify_test(c, name) : CTL_USAGE;
 }
 
 static int

@@ -11,9 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/metrics.h"
+#include "notifiers/alert.h"
 #include "scheduler/policy.h"
 
 #define MAX_BUCKETS 64
+#define MDM_DOWN_AFTER 3 /* transport failures in a row */
 
 typedef struct bucket {
 	char name[64];
@@ -57,6 +60,10 @@ struct sched {
 	bucket buckets[MAX_BUCKETS];
 	size_t nbuckets;
 
+	int mdm_failures;    /* transport failures in a row */
+	int mdm_down;	     /* mdm.unreachable is open */
+	sched_hooks hooks;
+
 	void (*idle_cb)(void *);
 	void *idle_arg;
 	void (*done_cb)(void *);
@@ -70,7 +77,7 @@ typedef struct attempt {
 	int attempts;
 	char host[64], profile[128], ca[64];
 	char command_uuid[37];
-	uint64_t t0;
+	uint64_t t0; /* uv_hrtime at the start of the push */
 } attempt;
 
 static void schedule_step(sched *sc);
@@ -119,10 +126,67 @@ bucket_take(sched *sc, const cfg_policy *p, int64_t now, int64_t *wait_s)
 
 /* ---- outcomes --------------------------------------------------------- */
 
+/*
+ * renewd_job_outcomes_total: what this process recorded (pushed, retry,
+ * failed here; verified in renewal.c, cancelled in daemon/mdmhook.c).
+ * renewctl's own changes (jobs cancel, certs import) are not seen.
+ */
+static void
+outcome(const char *result)
+{
+	metrics_counter_add("renewd_job_outcomes_total", 1, "result", result,
+			    NULL);
+}
+
+/* New rows in the notifications outbox: let the notifiers know. */
+static void
+sched_notify(sched *sc)
+{
+	if (sc->hooks.outbox)
+		sc->hooks.outbox(sc->hooks.arg);
+}
+
 static const cfg_policy *
 policy_for(sched *sc, const char *ca, const char *profile)
 {
 	return renewal_conf_policy(sc->conf, ca, profile);
+}
+
+/*
+ * The store side of a failed attempt; when it is the last one, the
+ * renewal.failed alert commits with it.
+ */
+static int
+final_or_retry(sched *sc, int64_t id, const char *from, int attempts,
+	       const char *event, const char *err, int64_t retry_at,
+	       int64_t rearm_at, int64_t now)
+{
+	notif_subject x;
+	store_job j;
+	int own, rc;
+
+	if (retry_at)
+		return store_job_attempt_failed(sc->s, id, from, event, err,
+						retry_at, rearm_at, now);
+	rc = store_tx_begin(sc->s, &own);
+	if (rc == RN_OK)
+		rc = store_job_attempt_failed(sc->s, id, from, event, err, 0,
+					      rearm_at, now);
+	if (rc == RN_OK && (rc = store_job_get(sc->s, id, &j)) == RN_OK) {
+		memset(&x, 0, sizeof(x));
+		x.host = j.host_uuid;
+		x.profile = j.profile_uuid;
+		x.ca = j.ca_name;
+		x.job = id;
+		x.error = err;
+		x.attempts = attempts;
+		rc = notif_renewal_failed(sc->s, &x, now);
+		store_job_release(&j);
+	}
+	rc = store_tx_end(sc->s, own, rc);
+	if (rc == RN_OK)
+		sched_notify(sc);
+	return rc;
 }
 
 /*
@@ -146,22 +210,57 @@ attempt_failed(sched *sc, int64_t id, const char *from, int attempts,
 	if (!final && attempts < p->max_attempts)
 		retry_at = now + sched_backoff(p, attempts, rnd);
 	rearm_at = now + p->backoff_max;
-	rc = store_job_attempt_failed(sc->s, id, from, event, err, retry_at,
-				      rearm_at, now);
+	rc = final_or_retry(sc, id, from, attempts, event, err, retry_at,
+			    rearm_at, now);
 	snprintf(jid, sizeof(jid), "%lld", (long long)id);
 	if (rc && rc != RN_EBUSY)
 		log_kv(RN_LOG_ERROR, "cannot record failed attempt", "job",
 		       jid, "err", rn_strerror(rc), NULL);
 	else if (rc == RN_OK && retry_at) {
 		char when[RN_TIME_LEN];
+		outcome("retry");
 		rn_time_format(retry_at, when, sizeof(when));
 		log_kv(RN_LOG_WARN, "attempt failed, will retry", "job", jid,
 		       "ca", ca, "profile", profile, "retry_at", when, "err",
 		       err, NULL);
 	} else if (rc == RN_OK) {
+		outcome("failed");
 		log_kv(RN_LOG_ERROR, "renewal failed", "job", jid, "ca", ca,
 		       "profile", profile, "err", err, NULL);
 	}
+}
+
+/*
+ * MDM reachability from push and command results: mdm.unreachable after
+ * MDM_DOWN_AFTER transport failures in a row, mdm.recovered at the next
+ * success. Only transitions touch the store.
+ */
+static void
+mdm_health(sched *sc, const mdm_result *r)
+{
+	const char *drv = mdm_driver_name(sc->conf->cfg->mdm.driver);
+	int rc = RN_OK;
+
+	if (r->ok) {
+		sc->mdm_failures = 0;
+		if (sc->mdm_down)
+			rc = notif_mdm_state(sc->s, drv, 1, NULL, rn_now());
+		if (rc == RN_OK)
+			sc->mdm_down = 0;
+	} else if (r->unreachable && ++sc->mdm_failures >= MDM_DOWN_AFTER &&
+		   !sc->mdm_down) {
+		rc = notif_mdm_state(sc->s, drv, 0, r->detail, rn_now());
+		if (rc == RN_OK) {
+			sc->mdm_down = 1;
+			log_kv(RN_LOG_ERROR, "mdm unreachable", "err",
+			       r->detail, NULL);
+		}
+	}
+	if (rc)
+		log_kv(RN_LOG_ERROR, "cannot record mdm health", "err",
+		       rn_strerror(rc), NULL);
+	else if (r->ok || r->unreachable)
+		sched_notify(sc);
 }
 
 static void
@@ -174,6 +273,9 @@ on_pushed(void *arg, const mdm_result *r)
 	int rc;
 
 	sc->in_flight--;
+	metrics_observe("renewd_push_duration_seconds",
+			(double)(uv_hrtime() - a->t0) / 1e9);
+	mdm_health(sc, r);
 	snprintf(jid, sizeof(jid), "%lld", (long long)a->job_id);
 	if (r->ok) {
 		const cfg_policy *p = policy_for(sc, a->ca, a->profile);
@@ -182,11 +284,12 @@ on_pushed(void *arg, const mdm_result *r)
 				      r->command_uuid ? r->command_uuid
 						      : a->command_uuid,
 				      now + p->verify_timeout, r->detail, now);
-		if (rc == RN_OK)
+		if (rc == RN_OK) {
+			outcome("pushed");
 			log_kv(RN_LOG_INFO, "profile pushed", "job", jid,
 			       "host", a->host, "profile", a->profile, "ca",
 			       a->ca, "detail", r->detail, NULL);
-		else if (rc != RN_EBUSY)
+		} else if (rc != RN_EBUSY)
 			log_kv(RN_LOG_ERROR, "cannot record push", "job", jid,
 			       "err", rn_strerror(rc), NULL);
 	} else {
@@ -244,7 +347,6 @@ start_attempt(sched *sc, const store_job *queued, int64_t now)
 	snprintf(a->host, sizeof(a->host), "%s", j.host_uuid);
 	snprintf(a->profile, sizeof(a->profile), "%s", j.profile_uuid);
 	snprintf(a->ca, sizeof(a->ca), "%s", j.ca_name);
-	a->t0 = uv_now(sc->loop);
 	memset(&push, 0, sizeof(push));
 	push.job_id = j.id;
 	push.host_uuid = j.host_uuid;
@@ -258,6 +360,7 @@ start_attempt(sched *sc, const store_job *queued, int64_t now)
 		push.enrollment_id = host.enrollment_id;
 	push.profile = prof.data;
 	push.profile_len = prof.len;
+	a->t0 = uv_hrtime();
 	rc = mdm_push_start(sc->mdm, &push, on_pushed, a);
 	if (rc) {
 		d = rn_asprintf("cannot start push: %s", rn_strerror(rc));
@@ -304,6 +407,7 @@ on_command(void *arg, const mdm_result *r)
 	int rc;
 
 	sc->in_flight--;
+	mdm_health(sc, r);
 	snprintf(jid, sizeof(jid), "%lld", (long long)x->job_id);
 	rc = store_job_event(sc->s, x->job_id,
 			     r->ok ? "certificate_list_requested"
@@ -434,6 +538,8 @@ on_verify_timeout(void *arg, const store_job *j)
 		if (rc && rc != RN_EBUSY)
 			log_errorx("cannot record verify timeout: %s",
 				   rn_strerror(rc));
+		else if (rc == RN_OK)
+			outcome("retry");
 	}
 	return 0;
 }
@@ -514,11 +620,18 @@ scan_finish(sched *sc)
 	sc->scanning = 0;
 	sc->cur.duration_ms = (double)(uv_hrtime() - sc->scan_t0) / 1e6;
 	sc->last = sc->cur;
+	metrics_counter_add("renewd_scans_total", 1, NULL);
+	metrics_gauge_set("renewd_scan_duration_seconds",
+			  sc->cur.duration_ms / 1000, NULL);
+	metrics_gauge_set("renewd_last_scan_timestamp_seconds",
+			  (double)sc->cur.at, NULL);
 	snprintf(due, sizeof(due), "%lld", (long long)sc->cur.due);
 	snprintf(enq, sizeof(enq), "%lld", (long long)sc->cur.enqueued);
 	snprintf(ms, sizeof(ms), "%.1f", sc->cur.duration_ms);
 	log_kv(sc->cur.enqueued ? RN_LOG_INFO : RN_LOG_DEBUG, "scan done",
 	       "due", due, "enqueued", enq, "duration_ms", ms, NULL);
+	if (sc->hooks.scan_done)
+		sc->hooks.scan_done(sc->hooks.arg, &sc->last);
 	w = sc->waiters;
 	sc->waiters = NULL;
 	for (; w; w = nx) {
@@ -715,11 +828,22 @@ int
 sched_start(sched *sc)
 {
 	int n = 0, rc;
+	int64_t level;
 	uint64_t every = (uint64_t)sc->conf->cfg->daemon.scan_interval * 1000;
+	static const char *const results[] = {"pushed", "verified", "retry",
+					      "failed", "cancelled"};
+	size_t i;
 
 	rc = store_jobs_recover(sc->s, rn_now(), &n);
 	if (rc)
 		return rc;
+	/* every outcome from 0, so rate() and increase() see the first */
+	for (i = 0; i < 5; i++)
+		metrics_counter_add("renewd_job_outcomes_total", 0, "result",
+				    results[i], NULL);
+	/* an MDM outage alert from before the restart resolves on success */
+	sc->mdm_down = store_alert_level(sc->s, "mdm.unreachable", &level) ==
+		       RN_OK;
 	if (n > 0) {
 		char cnt[16];
 		snprintf(cnt, sizeof(cnt), "%d", n);
@@ -873,8 +997,10 @@ sched_job_repush(sched *sc, int64_t job_id, const char *event,
 		rc = store_job_attempt_failed(sc->s, j.id, j.state, event,
 					      detail, now, 0, now);
 	store_job_release(&j);
-	if (rc == RN_OK)
+	if (rc == RN_OK) {
+		outcome("retry");
 		schedule_step(sc);
+	}
 	return rc;
 }
 
@@ -901,4 +1027,13 @@ sched_on_idle(sched *sc, void (*cb)(void *arg), void *arg)
 {
 	sc->idle_cb = cb;
 	sc->idle_arg = arg;
+}
+
+void
+sched_set_hooks(sched *sc, const sched_hooks *h)
+{
+	if (h)
+		sc->hooks = *h;
+	else
+		memset(&sc->hooks, 0, sizeof(sc->hooks));
 }

@@ -88,6 +88,17 @@ int sched_mdm_command(sched *sc, const char *host, const char *request_type,
 size_t sched_in_flight(const sched *sc);
 int sched_failures(const sched *sc);
 const sched_scan *sched_last_scan(const sched *sc);
+/*
+ * Hooks for the notifiers: scan_done after every scan (the deadline
+ * sweep runs then), outbox whenever the scheduler committed rows to the
+ * notifications outbox. Either may be NULL.
+ */
+typedef struct sched_hooks {
+	void (*scan_done)(void *arg, const sched_scan *res);
+	void (*outbox)(void *arg);
+	void *arg;
+} sched_hooks;
+void sched_set_hooks(sched *sc, const sched_hooks *h);
 /* Called when a --once run is complete. */
 void sched_on_idle(sched *sc, void (*cb)(void *arg), void *arg);
 

@@ -129,4 +129,26 @@ static const char *const store_migrations[] = {
 	"  not_valid_after INTEGER,"
 	"  seen_at INTEGER NOT NULL,"
 	"  PRIMARY KEY (host_uuid, sha256)) WITHOUT ROWID;",
+	/* 3: alerts and notifier delivery */
+	/* An outbox row is first written with notifier NULL (the event, in
+	 * the transaction of the change that caused it); the notifier
+	 * engine fans it out into one delivery row per matching notifier,
+	 * each retried on its own. */
+	"ALTER TABLE notifications ADD COLUMN notifier TEXT;"
+	"ALTER TABLE notifications ADD COLUMN last_error TEXT;"
+	"ALTER TABLE notifications ADD COLUMN delivered_at INTEGER;"
+	"CREATE INDEX nt_fanout ON notifications (id) WHERE notifier IS NULL"
+	"  AND state = 'pending';"
+	/* Open alert conditions: one row while a condition holds, so an
+	 * alert is sent once and its resolution once. `level` orders
+	 * escalations (the deadline threshold crossed, in seconds). */
+	"CREATE TABLE alerts ("
+	"  key TEXT PRIMARY KEY,"
+	"  event TEXT NOT NULL,"
+	"  level INTEGER NOT NULL DEFAULT 0,"
+	"  raised_at INTEGER NOT NULL) WITHOUT ROWID;"
+	/* Current certificates by expiry: the deadline sweep and the
+	 * metrics read a short range of it instead of all the history. */
+	"CREATE INDEX mc_current_expiry ON managed_certificates"
+	"  (not_valid_after) WHERE state = 'active';",
 };

@@ -29,6 +29,13 @@ enum {
 	ST_HP_HAS, ST_JOB_OPEN_ROW, ST_NOTIF_ADD, ST_HOST_ENROLL, ST_HOST_STATE,
 	ST_MDM_EVENT, ST_JOB_BY_CMD, ST_HOST_OPEN_JOBS, ST_JOB_ACK,
 	ST_UNMATCHED_ADD, ST_UNMATCHED_ALL, ST_UNMATCHED_HOST,
+	/* notifications and alerts (migration 3) */
+	ST_NOTIF_FANOUT, ST_NOTIF_FAN, ST_NOTIF_DEL, ST_NOTIF_DUE,
+	ST_NOTIF_NEXT, ST_NOTIF_LEASE, ST_NOTIF_DONE, ST_NOTIF_RETRY,
+	ST_NOTIF_GIVEUP, ST_NOTIF_PRUNE, ST_ALERT_GET, ST_ALERT_PUT,
+	ST_ALERT_DEL, ST_EXPIRY_SELECT,
+	/* metrics and health */
+	ST_STATS_EXPIRY, ST_NOTIF_PENDING, ST_PING,
 	ST__COUNT
 };
 
@@ -58,6 +65,9 @@ struct store {
 	"command_uuid, state, last_error, attempts, cert_id, "             \
 	"next_attempt_at, created_at, updated_at"
 #define OPEN_STATES "('queued','running','pushed','acknowledged')"
+#define CUR_NVA                                                            \
+	"FROM managed_certificates WHERE state = 'active' AND "           \
+	"not_valid_after "
 
 static const char *const sql_text[ST__COUNT] = {
 	[ST_HOST_UPSERT] =
@@ -120,6 +130,48 @@ static const char *const sql_text[ST__COUNT] = {
 	[ST_TOKEN_GET] = "SELECT host_uuid, profile_uuid, ca_name, job_id, "
 			 "expires_at, consumed_at FROM scep_tokens WHERE "
 			 "token_hash = ?1",
+	[ST_NOTIF_FANOUT] = "SELECT id, event, key, payload, notifier, "
+			    "attempts, created_at FROM notifications WHERE "
+			    "notifier IS NULL AND state = 'pending' "
+			    "ORDER BY id LIMIT ?1",
+	[ST_NOTIF_FAN] = "INSERT INTO notifications (event, key, payload, "
+			 "state, attempts, next_attempt_at, created_at, "
+			 "notifier) SELECT event, key, payload, 'pending', 0, "
+			 "?3, created_at, ?2 FROM notifications WHERE id = ?1",
+	[ST_NOTIF_DEL] = "DELETE FROM notifications WHERE id = ?1",
+	[ST_NOTIF_DUE] = "SELECT id, event, key, payload, notifier, "
+			 "attempts, created_at FROM notifications WHERE "
+			 "state = 'pending' AND next_attempt_at <= ?1 AND "
+			 "notifier IS NOT NULL ORDER BY next_attempt_at, id "
+			 "LIMIT ?2",
+	[ST_NOTIF_NEXT] = "SELECT MIN(next_attempt_at) FROM notifications "
+			  "WHERE state = 'pending'",
+	[ST_NOTIF_LEASE] = "UPDATE notifications SET next_attempt_at = ?2 "
+			   "WHERE id = ?1 AND state = 'pending'",
+	[ST_NOTIF_DONE] = "UPDATE notifications SET state = 'delivered', "
+			  "attempts = attempts + 1, delivered_at = ?2, "
+			  "last_error = NULL WHERE id = ?1",
+	[ST_NOTIF_RETRY] = "UPDATE notifications SET attempts = attempts + 1, "
+			   "next_attempt_at = ?2, last_error = ?3 "
+			   "WHERE id = ?1 AND state = 'pending'",
+	[ST_NOTIF_GIVEUP] = "UPDATE notifications SET state = ?2, "
+			    "attempts = attempts + ?4, last_error = ?3 "
+			    "WHERE id = ?1",
+	[ST_NOTIF_PRUNE] = "DELETE FROM notifications WHERE state <> 'pending' "
+			   "AND created_at < ?1",
+	[ST_ALERT_GET] = "SELECT level FROM alerts WHERE key = ?1",
+	[ST_ALERT_PUT] = "INSERT INTO alerts (key, event, level, raised_at) "
+			 "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (key) DO UPDATE "
+			 "SET event = excluded.event, level = excluded.level, "
+			 "raised_at = excluded.raised_at",
+	[ST_ALERT_DEL] = "DELETE FROM alerts WHERE key = ?1",
+	[ST_EXPIRY_SELECT] = "SELECT " CERT_COLS " FROM managed_certificates "
+			     "WHERE state = 'active' AND not_valid_after < ?1 "
+			     "AND NOT EXISTS (SELECT 1 FROM hosts h WHERE "
+			     "h.uuid = host_uuid AND h.state = 'retired') "
+			     "AND (not_valid_after > ?2 OR (not_valid_after "
+			     "= ?2 AND id > ?3)) ORDER BY not_valid_after, id "
+			     "LIMIT ?4",
 	[ST_NOTIF_ADD] = "INSERT INTO notifications (event, key, payload, "
 			 "state, attempts, next_attempt_at, created_at) "
 			 "VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4)",
@@ -233,6 +285,33 @@ static const char *const sql_text[ST__COUNT] = {
 			      "ORDER BY seen_at DESC, sha256",
 	[ST_JOBS_LIST_STATE] = "SELECT " JOB_COLS " FROM renewal_jobs WHERE "
 			       "state = ?2 ORDER BY id DESC LIMIT ?1",
+	/*
+	 * Current certificates counted in disjoint not_valid_after ranges
+	 * (tag 0: expired, 1..6: up to each window, 7: beyond), each a
+	 * range of the current-expiry index, plus the earliest one. At a
+	 * million current certificates: 0.08 s, against 0.6 s for one pass
+	 * computing a SUM per window.
+	 */
+	[ST_STATS_EXPIRY] =
+	    "SELECT 0, COUNT(*) " CUR_NVA "< ?1 UNION ALL "
+	    "SELECT 1, COUNT(*) " CUR_NVA ">= ?1 AND not_valid_after < ?2 "
+	    "UNION ALL "
+	    "SELECT 2, COUNT(*) " CUR_NVA ">= ?2 AND not_valid_after < ?3 "
+	    "UNION ALL "
+	    "SELECT 3, COUNT(*) " CUR_NVA ">= ?3 AND not_valid_after < ?4 "
+	    "UNION ALL "
+	    "SELECT 4, COUNT(*) " CUR_NVA ">= ?4 AND not_valid_after < ?5 "
+	    "UNION ALL "
+	    "SELECT 5, COUNT(*) " CUR_NVA ">= ?5 AND not_valid_after < ?6 "
+	    "UNION ALL "
+	    "SELECT 6, COUNT(*) " CUR_NVA ">= ?6 AND not_valid_after < ?7 "
+	    "UNION ALL "
+	    "SELECT 7, COUNT(*) " CUR_NVA ">= ?7 UNION ALL "
+	    "SELECT 8, MIN(not_valid_after) FROM managed_certificates "
+	    "WHERE state = 'active'",
+	[ST_NOTIF_PENDING] = "SELECT COUNT(*) FROM notifications WHERE "
+			     "state = 'pending'",
+	[ST_PING] = "SELECT 1 FROM hosts LIMIT 1",
 };
 
 /* ---- plumbing --------------------------------------------------------- */
@@ -873,6 +952,18 @@ tx_end(store *s, int own, int rc)
 	}
 	store_rollback(s);
 	return rc;
+}
+
+int
+store_tx_begin(store *s, int *own)
+{
+	return tx_begin(s, own);
+}
+
+int
+store_tx_end(store *s, int own, int rc)
+{
+	return tx_end(s, own, rc);
 }
 
 int
@@ -1774,6 +1865,250 @@ store_notification_add(store *s, const char *event, const char *key,
 	return exec_stmt(s, st, NULL);
 }
 
+/* Step through notification rows; the strings are borrowed. */
+static int
+each_notification(store *s, sqlite3_stmt *st, store_notification_cb cb,
+		  void *arg)
+{
+	store_notification n;
+	int rc = RN_OK, sr;
+
+	while ((sr = sqlite3_step(st)) == SQLITE_ROW) {
+		n.id = sqlite3_column_int64(st, 0);
+		n.event = (const char *)sqlite3_column_text(st, 1);
+		n.key = (const char *)sqlite3_column_text(st, 2);
+		n.payload = (const char *)sqlite3_column_text(st, 3);
+		n.notifier = (const char *)sqlite3_column_text(st, 4);
+		n.attempts = sqlite3_column_int(st, 5);
+		n.created_at = sqlite3_column_int64(st, 6);
+		rc = cb(arg, &n);
+		if (rc)
+			break;
+	}
+	if (rc == RN_OK && sr != SQLITE_DONE)
+		rc = sqerr(s, sr);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int
+store_notifications_unfanned(store *s, int limit, store_notification_cb cb,
+			     void *arg)
+{
+	sqlite3_stmt *st = stmt(s, ST_NOTIF_FANOUT);
+
+	if (st == NULL)
+		return RN_ESTORE;
+	sqlite3_bind_int(st, 1, limit);
+	return each_notification(s, st, cb, arg);
+}
+
+int
+store_notification_fan(store *s, int64_t id, const char *notifier,
+		       int64_t now)
+{
+	sqlite3_stmt *st = stmt(s, ST_NOTIF_FAN);
+
+	if (st == NULL)
+		return RN_ESTORE;
+	sqlite3_bind_int64(st, 1, id);
+	bind_text(st, 2, notifier);
+	sqlite3_bind_int64(st, 3, now);
+	return exec_stmt(s, st, NULL);
+}
+
+int
+store_notification_delete(store *s, int64_t id)
+{
+	sqlite3_stmt *st = stmt(s, ST_NOTIF_DEL);
+
+	if (st == NULL)
+		return RN_ESTORE;
+	sqlite3_bind_int64(st, 1, id);
+	return exec_stmt(s, st, NULL);
+}
+
+int
+store_notifications_due(store *s, int64_t now, int limit,
+			store_notification_cb cb, void *arg)
+{
+	sqlite3_stmt *st = stmt(s, ST_NOTIF_DUE);
+
+	if (st == NULL)
+		return RN_ESTORE;
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int(st, 2, limit);
+	return each_notification(s, st, cb, arg);
+}
+
+int64_t
+store_notifications_next_at(store *s)
+{
+	sqlite3_stmt *st = stmt(s, ST_NOTIF_NEXT);
+
+	return st ? single_int(s, st) : 0;
+}
+
+int
+store_notification_lease(store *s, int64_t id, int64_t until)
+{
+	sqlite3_stmt *st = stmt(s, ST_NOTIF_LEASE);
+
+	if (st == NULL)
+		return RN_ESTORE;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, until);
+	return exec_stmt(s, st, NULL);
+}
+
+int
+store_notification_delivered(store *s, int64_t id, int64_t now)
+{
+	sqlite3_stmt *st = stmt(s, ST_NOTIF_DONE);
+
+	if (st == NULL)
+		return RN_ESTORE;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, now);
+	return exec_stmt(s, st, NULL);
+}
+
+int
+store_notification_retry(store *s, int64_t id, int64_t next_at,
+			 const char *err)
+{
+	sqlite3_stmt *st = stmt(s, ST_NOTIF_RETRY);
+
+	if (st == NULL)
+		return RN_ESTORE;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, next_at);
+	bind_text(st, 3, err);
+	return exec_stmt(s, st, NULL);
+}
+
+int
+store_notification_give_up(store *s, int64_t id, const char *state,
+			   const char *err, int attempted)
+{
+	sqlite3_stmt *st = stmt(s, ST_NOTIF_GIVEUP);
+
+	if (st == NULL)
+		return RN_ESTORE;
+	sqlite3_bind_int64(st, 1, id);
+	bind_text(st, 2, state);
+	bind_text(st, 3, err);
+	sqlite3_bind_int(st, 4, attempted ? 1 : 0);
+	return exec_stmt(s, st, NULL);
+}
+
+int
+store_notifications_prune(store *s, int64_t before, int *n)
+{
+	sqlite3_stmt *st = stmt(s, ST_NOTIF_PRUNE);
+
+	if (st == NULL)
+		return RN_ESTORE;
+	sqlite3_bind_int64(st, 1, before);
+	return exec_stmt(s, st, n);
+}
+
+/* ---- alerts ----------------------------------------------------------- */
+
+int
+store_alert_raise(store *s, const char *key, const char *event,
+		  int64_t level, int64_t now, int *raised)
+{
+	sqlite3_stmt *st = stmt(s, ST_ALERT_GET);
+	int rc;
+
+	*raised = 0;
+	if (st == NULL)
+		return RN_ESTORE;
+	bind_text(st, 1, key);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_int64(st, 0) <= level) {
+		sqlite3_reset(st);
+		return RN_OK; /* open already, as severe or more */
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return sqerr(s, rc);
+	st = stmt(s, ST_ALERT_PUT);
+	if (st == NULL)
+		return RN_ESTORE;
+	bind_text(st, 1, key);
+	bind_text(st, 2, event);
+	sqlite3_bind_int64(st, 3, level);
+	sqlite3_bind_int64(st, 4, now);
+	rc = exec_stmt(s, st, NULL);
+	if (rc == RN_OK)
+		*raised = 1;
+	return rc;
+}
+
+int
+store_alert_resolve(store *s, const char *key, int *was_open)
+{
+	sqlite3_stmt *st = stmt(s, ST_ALERT_DEL);
+	int n = 0, rc;
+
+	*was_open = 0;
+	if (st == NULL)
+		return RN_ESTORE;
+	bind_text(st, 1, key);
+	rc = exec_stmt(s, st, &n);
+	*was_open = rc == RN_OK && n > 0;
+	return rc;
+}
+
+int
+store_alert_level(store *s, const char *key, int64_t *level)
+{
+	sqlite3_stmt *st = stmt(s, ST_ALERT_GET);
+	int rc;
+
+	if (st == NULL)
+		return RN_ESTORE;
+	bind_text(st, 1, key);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*level = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return RN_OK;
+	return rc == SQLITE_DONE ? RN_ENOTFOUND : sqerr(s, rc);
+}
+
+int
+store_certs_expiring(store *s, int64_t before, int64_t after_nva,
+		     int64_t after_id, int limit, store_cert_cb cb, void *arg)
+{
+	sqlite3_stmt *st = stmt(s, ST_EXPIRY_SELECT);
+	int rc = RN_OK, sr;
+
+	if (st == NULL)
+		return RN_ESTORE;
+	sqlite3_bind_int64(st, 1, before);
+	sqlite3_bind_int64(st, 2, after_nva);
+	sqlite3_bind_int64(st, 3, after_id);
+	sqlite3_bind_int(st, 4, limit);
+	while ((sr = sqlite3_step(st)) == SQLITE_ROW) {
+		store_cert c;
+
+		memset(&c, 0, sizeof(c));
+		read_cert(st, &c);
+		rc = cb(arg, &c);
+		store_cert_release(&c);
+		if (rc)
+			break;
+	}
+	if (rc == RN_OK && sr != SQLITE_DONE)
+		rc = sqerr(s, sr);
+	sqlite3_reset(st);
+	return rc;
+}
+
 static void
 copy_col(sqlite3_stmt *st, int i, char *dst, size_t len)
 {
@@ -1916,4 +2251,126 @@ store_cert_counts(store *s, store_count *out, size_t max, size_t *n)
 		(*n)++;
 	}
 	return RN_OK;
+}
+
+/* ---- metrics and health ----------------------------------------------- */
+
+static const char *const stats_cert_states[] = {"active", "renewing",
+						"superseded", "expired"};
+static const char *const stats_job_states[] = {
+	JOB_QUEUED, JOB_RUNNING, JOB_PUSHED, JOB_ACKNOWLEDGED,
+	JOB_VERIFIED, JOB_FAILED, JOB_CANCELLED};
+
+/* Add counts to the slots of their names in states[]; others ignored. */
+static void
+stats_place(const store_count *c, size_t n, const char *const *states,
+	    size_t nstates, int64_t *out)
+{
+	size_t i, k;
+
+	for (i = 0; i < n; i++)
+		for (k = 0; k < nstates; k++)
+			if (strcmp(c[i].name, states[k]) == 0)
+				out[k] += c[i].n;
+}
+
+static int
+stats_expiry(store *s, int64_t now, const int64_t *within, store_stats *out)
+{
+	sqlite3_stmt *st = stmt(s, ST_STATS_EXPIRY);
+	int64_t range[8] = {0};
+	int i, rc;
+
+	if (st == NULL)
+		return RN_ESTORE;
+	sqlite3_bind_int64(st, 1, now);
+	for (i = 0; i < STORE_STATS_WINDOWS; i++)
+		sqlite3_bind_int64(st, i + 2, now + within[i]);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int tag = sqlite3_column_int(st, 0);
+		if (tag >= 0 && tag < 8) {
+			range[tag] = sqlite3_column_int64(st, 1);
+		} else if (tag == 8 &&
+			   sqlite3_column_type(st, 1) != SQLITE_NULL) {
+			out->earliest_expiry = sqlite3_column_int64(st, 1);
+			out->has_earliest = 1;
+		}
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return sqerr(s, rc);
+	out->expired = range[0];
+	out->current = range[0];
+	for (i = 0; i < STORE_STATS_WINDOWS; i++) {
+		out->current += range[i + 1];
+		out->expiring[i] = out->current;
+	}
+	out->current += range[7];
+	return RN_OK;
+}
+
+static int
+stats_count1(store *s, int id, int64_t *out)
+{
+	sqlite3_stmt *st = stmt(s, id);
+	int rc;
+
+	if (st == NULL)
+		return RN_ESTORE;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? RN_OK : sqerr(s, rc);
+}
+
+/*
+ * One deferred read transaction, so every number comes from the same
+ * snapshot (renewing + active equals the expiring "+Inf" count even while
+ * the daemon writes). Joins a transaction the caller has open.
+ */
+int
+store_stats_get(store *s, int64_t now,
+		const int64_t within[STORE_STATS_WINDOWS], store_stats *out)
+{
+	store_count c[16];
+	size_t n = 0;
+	int own = sqlite3_get_autocommit(s->db), rc = RN_OK;
+
+	memset(out, 0, sizeof(*out));
+	if (own)
+		rc = exec_sql(s, "BEGIN");
+	if (rc)
+		return rc;
+	rc = store_cert_counts(s, c, 16, &n);
+	if (rc == RN_OK) {
+		stats_place(c, n, stats_cert_states, 4, out->certs);
+		rc = store_job_counts(s, c, 16, &n);
+	}
+	if (rc == RN_OK) {
+		stats_place(c, n, stats_job_states, 7, out->jobs);
+		rc = stats_expiry(s, now, within, out);
+	}
+	if (rc == RN_OK)
+		rc = stats_count1(s, ST_NOTIF_PENDING,
+				  &out->notifications_pending);
+	if (own) {
+		if (rc == RN_OK)
+			rc = exec_sql(s, "COMMIT");
+		store_rollback(s);
+	}
+	return rc;
+}
+
+int
+store_ping(store *s)
+{
+	sqlite3_stmt *st = stmt(s, ST_PING);
+	int rc;
+
+	if (st == NULL)
+		return RN_ESTORE;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RN_OK : sqerr(s, rc);
 }

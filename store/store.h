@@ -27,7 +27,7 @@
 
 #include "common/common.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 typedef struct store store;
 
@@ -101,6 +101,13 @@ int store_schema_version(store *s);
 int store_begin(store *s); /* BEGIN IMMEDIATE */
 int store_commit(store *s);
 void store_rollback(store *s);
+/*
+ * Join the open transaction or begin one (*own = 1); store_tx_end commits
+ * what it began when rc is 0, else rolls back, and returns the result.
+ * For callers that add their own rows (alerts) to a store change.
+ */
+int store_tx_begin(store *s, int *own);
+int store_tx_end(store *s, int own, int rc);
 
 /* ---- hosts and profiles ----------------------------------------------- */
 
@@ -304,6 +311,70 @@ int store_job_open(store *s, const char *host, const char *profile,
 int store_notification_add(store *s, const char *event, const char *key,
 			   const char *payload, int64_t now);
 
+/*
+ * Delivery (notifier engine). An event row (notifier NULL) is fanned out
+ * into one delivery row per matching notifier, then deleted; delivery rows
+ * are leased while in flight (next_attempt_at pushed past their timeout,
+ * so a crash re-delivers them), then delivered, retried or given up.
+ * Strings in store_notification are borrowed for the callback.
+ */
+typedef struct store_notification {
+	int64_t id;
+	const char *event, *key, *payload;
+	const char *notifier; /* NULL for an event not yet fanned out */
+	int attempts;
+	int64_t created_at;
+} store_notification;
+typedef int (*store_notification_cb)(void *arg,
+				     const store_notification *n);
+
+/* Events not fanned out yet, oldest first. */
+int store_notifications_unfanned(store *s, int limit,
+				 store_notification_cb cb, void *arg);
+/* A delivery row for `notifier` copying event row id, due at now. */
+int store_notification_fan(store *s, int64_t id, const char *notifier,
+			   int64_t now);
+int store_notification_delete(store *s, int64_t id);
+/* Pending delivery rows due at now, earliest first. */
+int store_notifications_due(store *s, int64_t now, int limit,
+			    store_notification_cb cb, void *arg);
+/* Earliest next_attempt_at of a pending row (either kind), 0 if none. */
+int64_t store_notifications_next_at(store *s);
+int store_notification_lease(store *s, int64_t id, int64_t until);
+int store_notification_delivered(store *s, int64_t id, int64_t now);
+/* attempts + 1, try again at next_at. */
+int store_notification_retry(store *s, int64_t id, int64_t next_at,
+			     const char *err);
+/* Final: state 'failed' (given up) or 'dropped' (no such notifier any
+ * more); attempted counts one more attempt. */
+int store_notification_give_up(store *s, int64_t id, const char *state,
+			       const char *err, int attempted);
+/* Delete finished rows created before `before`; *n gets the count. */
+int store_notifications_prune(store *s, int64_t before, int *n);
+
+/* ---- alert conditions ------------------------------------------------- */
+
+/*
+ * Open condition `key` at `level` (lower = more severe; 0 when the event
+ * has no levels). *raised = 1 when it was not open or was open at a
+ * higher level (an escalation); 0 when nothing changed. Use inside the
+ * transaction of the change that caused it.
+ */
+int store_alert_raise(store *s, const char *key, const char *event,
+		      int64_t level, int64_t now, int *raised);
+/* Close `key`; *was_open = 1 when it was open. */
+int store_alert_resolve(store *s, const char *key, int *was_open);
+/* Level of an open condition; RN_ENOTFOUND when closed. */
+int store_alert_level(store *s, const char *key, int64_t *level);
+/*
+ * Current certificates with not_valid_after < before, after the cursor
+ * (not_valid_after, id) = (after_nva, after_id), in that order, at most
+ * limit: the deadline sweep's batches.
+ */
+int store_certs_expiring(store *s, int64_t before, int64_t after_nva,
+			 int64_t after_id, int limit, store_cert_cb cb,
+			 void *arg);
+
 /* ---- status ----------------------------------------------------------- */
 
 typedef struct store_count {
@@ -314,5 +385,39 @@ typedef struct store_count {
 /* Counts by state; *n entries written to out (at most max). */
 int store_job_counts(store *s, store_count *out, size_t max, size_t *n);
 int store_cert_counts(store *s, store_count *out, size_t max, size_t *n);
+
+/* ---- metrics and health ----------------------------------------------- */
+
+#define STORE_STATS_WINDOWS 6
+
+/*
+ * Fleet aggregates for /metrics, all from one read transaction. "Current"
+ * certificates are those in state active (renewing included). Array
+ * orders: certs = active, renewing, superseded, expired; jobs = queued,
+ * running, pushed, acknowledged, verified, failed, cancelled.
+ */
+typedef struct store_stats {
+	int64_t certs[4];
+	int64_t current;	/* active + renewing */
+	int64_t expiring[STORE_STATS_WINDOWS]; /* nva < now + within[i] */
+	int64_t expired;	/* current with nva < now */
+	int64_t earliest_expiry; /* min nva of a current one */
+	int has_earliest;	/* 0 when there is no current certificate */
+	int64_t jobs[7];
+	int64_t notifications_pending;
+} store_stats;
+
+/*
+ * Aggregates only, but full scans of an index or table on a large fleet
+ * (about 1 s per million rows): never on the loop thread. Use a
+ * connection of its own (store_open read-only) from a uv_queue_work
+ * callback. within[] are the expiring windows in seconds.
+ */
+int store_stats_get(store *s, int64_t now,
+		    const int64_t within[STORE_STATS_WINDOWS],
+		    store_stats *out);
+/* A trivial read of the database file (health checks): 0 or an error,
+ * store_errmsg says why. */
+int store_ping(store *s);
 
 #endif

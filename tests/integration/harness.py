@@ -338,7 +338,7 @@ class Receiver:
     """An HTTP server on 127.0.0.1 that records requests and answers
     `status` (202 by default)."""
 
-    def __init__(self, status=202):
+    def __init__(self, status=202, port=0):
         self.requests = []
         self.lock = threading.Lock()
         self.status = status
@@ -366,7 +366,7 @@ class Receiver:
             def log_message(self, *a):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), H)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever,
@@ -387,12 +387,26 @@ class Receiver:
 
 # ---- the fleet: config, daemon, renewctl --------------------------------
 
+def child_env(env=None):
+    """os.environ without systemd's notify variables, plus `env` (a None
+    value removes a variable)."""
+    res = {k: v for k, v in os.environ.items()
+           if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
+    for k, v in (env or {}).items():
+        if v is None:
+            res.pop(k, None)
+        else:
+            res[k] = v
+    return res
+
+
 class Fleet:
     """One temp dir with a config, a hook, a test CA and (maybe) a running
     renewd. Use through RenewdTestCase.fleet()."""
 
     def __init__(self, max_attempts=3, verify_timeout="72h", mdm=None,
-                 scan_interval="1h", webhook_hmac_key=None, api_token=None):
+                 scan_interval="1h", webhook_hmac_key=None, api_token=None,
+                 notifiers=None):
         self.dir = tempfile.mkdtemp(prefix="renewd-it-", dir="/tmp")
         self.db = os.path.join(self.dir, "renewd.db")
         self.sock = os.path.join(self.dir, "renewd.sock")
@@ -423,6 +437,8 @@ class Fleet:
         if api_token is not None:
             with open(os.path.join(self.dir, "api_token"), "w") as f:
                 f.write(api_token + "\n")
+        # YAML items of "notifiers:" (indented by two), or None.
+        self.notifiers = notifiers
         self.proc = None
         self._logf = None
         self.logs = []  # texts of finished runs' logs, for failure reports
@@ -471,12 +487,13 @@ class Fleet:
             "    max_attempts: %d\n"
             "    backoff: { initial: 1s, max: 2s }\n"
             "    verify_timeout: %s\n"
-            "mdm:\n%s" % (
+            "mdm:\n%s%s" % (
                 q(self.db), q(self.sock),
                 scan_interval or self.scan_interval, self.http_port,
                 q(self.public_url), hmac_line, CA_NAME, self.ca_port,
                 q(os.path.join(self.dir, "challenge")), q(self.template),
-                self.max_attempts, self.verify_timeout, mdm))
+                self.max_attempts, self.verify_timeout, mdm,
+                "notifiers:\n" + self.notifiers if self.notifiers else ""))
 
     def write_config(self, text=None, path=None):
         with open(path or self.cfg, "w") as f:
@@ -512,17 +529,21 @@ class Fleet:
                 return False  # e.g. the stale socket of a killed daemon
         return True
 
-    def start(self, extra_args=()):
+    def start(self, extra_args=(), env=None):
         """Start `renewd -c cfg` and wait until its control socket accepts
         connections (a stale socket file from a killed run does not count).
+        `env` adds variables to the inherited environment (a None value
+        removes one); systemd's NOTIFY_SOCKET and WATCHDOG_* are never
+        inherited, so a test run under a service manager cannot notify it.
         """
         assert self.proc is None, "renewd already running"
+        penv = child_env(env)
         self._logf = open(self.log, "ab")
         self._logf.write(b"--- test harness: starting renewd ---\n")
         self._logf.flush()
         self.proc = subprocess.Popen(
             [renewd_bin(), "-c", self.cfg] + list(extra_args),
-            cwd=self.dir, stdin=subprocess.DEVNULL,
+            cwd=self.dir, stdin=subprocess.DEVNULL, env=penv,
             stdout=self._logf, stderr=self._logf, start_new_session=True)
 
         def ready():
@@ -580,10 +601,12 @@ class Fleet:
         self._reap()
         return rc
 
-    def run_renewd(self, args, timeout=60):
-        """Run renewd to completion (e.g. -n or --once) -> (rc, output)."""
+    def run_renewd(self, args, timeout=60, env=None):
+        """Run renewd to completion (e.g. -n or --once) -> (rc, output);
+        `env` as for start()."""
         p = subprocess.run([renewd_bin(), "-c", self.cfg] + list(args),
                            cwd=self.dir, stdin=subprocess.DEVNULL,
+                           env=child_env(env),
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            timeout=timeout)
         out = p.stdout.decode("utf-8", "replace")
@@ -727,8 +750,8 @@ class RenewdTestCase(unittest.TestCase):
         self.addCleanup(f.close)
         return f
 
-    def receiver(self, status=202):
-        r = Receiver(status)
+    def receiver(self, status=202, port=0):
+        r = Receiver(status, port)
         self._receivers.append(r)
         self.addCleanup(r.close)
         return r

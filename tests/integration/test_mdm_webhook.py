@@ -220,6 +220,16 @@ class MdmWebhook(harness.RenewdTestCase):
 
     def test_error_then_checkout(self):
         f = self.fleet(max_attempts=1)
+        # An exec notifier for host.retired appends each payload it gets.
+        got = os.path.join(f.dir, "retired.jsonl")
+        script = f.write_file("on-retired.sh",
+                              "#!/bin/sh\ncat >> %s\necho >> %s\n"
+                              % (got, got), mode=0o755)
+        f.notifiers = ("  - name: retire-log\n"
+                       "    driver: exec\n"
+                       "    command: [%s]\n"
+                       "    events: [host.retired]\n" % json.dumps(script))
+        f.write_config()
         f.start()
         udid = harness.new_uuid()
         job = self.enroll(f, udid, "SNWH2")
@@ -248,15 +258,34 @@ class MdmWebhook(harness.RenewdTestCase):
         ev = f.job_show(j2["id"])["events"]
         self.assertIn("host checked out",
                       [e["detail"] for e in ev if e["event"] == "cancelled"])
-        # ...and a host.retired alert waits in the notifications outbox.
+        # ...and the host.retired alert, queued in the same transaction,
+        # reaches the notifier once.
+        def delivered():
+            try:
+                with open(got) as fh:
+                    lines = [l for l in fh.read().splitlines() if l]
+            except FileNotFoundError:
+                return None
+            return lines or None
+        lines = harness.poll(delivered, 20, "host.retired delivered",
+                             f.log_tail)
+        self.assertEqual(len(lines), 1, lines)
+        ev = json.loads(lines[0])
+        self.assertEqual(ev["event"], "host.retired")
+        self.assertEqual(ev["host"], udid2)
+        self.assertEqual(ev["key"], "host.retired:" + udid2)
+        self.assertIn("1 open renewal job cancelled", ev["summary"])
         import sqlite3
-        db = sqlite3.connect("file:%s?mode=ro" % f.db, uri=True)
-        rows = db.execute("SELECT event, key, payload FROM notifications "
-                          "WHERE event = 'host.retired'").fetchall()
-        db.close()
-        self.assertEqual(len(rows), 1, rows)
-        self.assertEqual(rows[0][1], "host.retired:" + udid2)
-        self.assertEqual(json.loads(rows[0][2])["host"], udid2)
+
+        def outbox():
+            db = sqlite3.connect("file:%s?mode=ro" % f.db, uri=True)
+            rows = db.execute("SELECT notifier, state, attempts FROM "
+                              "notifications WHERE event = 'host.retired'"
+                              ).fetchall()
+            db.close()
+            return rows == [("retire-log", "delivered", 1)] or None
+        harness.poll(outbox, 10, "the outbox row marked delivered",
+                     f.log_tail)
 
     def test_ack_asks_for_certificate_list(self):
         nano = FakeNanoMdm()
