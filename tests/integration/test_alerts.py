@@ -409,6 +409,45 @@ class AlertTests(harness.RenewdTestCase):
         self.assertEqual(row[3], "pending")
         self.assertEqual(len(box.messages), 2)
 
+    @unittest.skipUnless(os.geteuid() == 0, "needs root for a private "
+                         "mount namespace with its own /dev/log")
+    def test_syslog_driver(self):
+        # Given a datagram socket standing in for /dev/log, bind-mounted
+        # there in a private mount namespace for renewctl only.
+        import socket
+        import subprocess
+        f = self.fleet()
+        f.notifiers = ("  - name: sys\n"
+                       "    driver: syslog\n"
+                       "    events: [\"*\"]\n")
+        f.write_config()
+        sock_path = os.path.join(f.dir, "log.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        sock.bind(sock_path)
+        sock.settimeout(10)
+        olddev = os.path.join(f.dir, "olddev")
+        os.makedirs(olddev)
+        wrap = ("set -e; mount --make-rprivate /; "
+                "mount --rbind /dev %s; mount -t tmpfs tmpfs /dev; "
+                "for d in null zero urandom random; do touch /dev/$d; "
+                "mount --bind %s/$d /dev/$d; done; touch /dev/log; "
+                "mount --bind %s /dev/log; exec \"$@\"" % (
+                    olddev, olddev, sock_path))
+        p = subprocess.run(
+            ["unshare", "-m", "sh", "-c", wrap, "sh", harness.renewctl_bin(),
+             "-c", f.cfg, "notify", "test", "sys"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=harness.child_env(), timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("delivered", p.stdout)
+        # Then one syslog line: facility daemon, severity info (<30>),
+        # tagged renewd[pid], with the one-line summary.
+        data = sock.recv(4096).decode()
+        self.assertTrue(data.startswith("<30>"), data)
+        self.assertRegex(data, r"renewd\[[0-9]+\]: \[renewd\] INFO test: "
+                         r"test message from renewd to notifier sys")
+
     def test_mdm_unreachable_then_recovered_slack_format(self):
         # Given an MDM webhook push driver whose endpoint is down, and a
         # Slack-format alert webhook.
