@@ -521,7 +521,7 @@ api_certificates(http_env *env, net_httpd_req *req)
 
 		log_kv(client ? RN_LOG_INFO : RN_LOG_ERROR,
 		       "api: certificate import failed", "host", v[0],
-		       "profile", v[1], "ca", v[2], "error",
+		       "profile", v[1], "ca", v[2], "err",
 		       err ? err : rn_strerror(rc), NULL);
 		api_error(req, client ? 400 : 500,
 			  err ? err : rn_strerror(rc));

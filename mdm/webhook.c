@@ -501,10 +501,11 @@ parse(json_t *root, mdm_wh_event *ev, ctx *c)
 	for (i = 0; i < sizeof(topics) / sizeof(topics[0]); i++)
 		if (strcmp(ev->topic_text, topics[i].text) == 0)
 			ev->topic = topics[i].topic;
-	rc = js_str(c, root, "event_id", 1, MDM_WH_MAX_ID, &ev->event_id);
+	/* NanoMDM sends "event_id": "" (mdm_wh_parse derives one) */
+	rc = js_str(c, root, "event_id", 0, MDM_WH_MAX_ID, &ev->event_id);
 	if (rc)
 		return rc;
-	if (has_ctl(ev->event_id))
+	if (ev->event_id && has_ctl(ev->event_id))
 		return fail(c, RN_EINVAL, "event_id: contains control characters");
 	/* created_at is informational: a bad one is 0, not an error */
 	v = json_object_get(root, "created_at");
@@ -588,6 +589,18 @@ mdm_wh_parse(const void *body, size_t len, mdm_wh_event *ev, char **err)
 		goto out;
 	}
 	rc = parse(root, ev, &c);
+	if (rc == 0 && ev->event_id == NULL) {
+		/*
+		 * No event ID (NanoMDM leaves it empty): the body's hash is
+		 * one. A redelivery repeats the body byte for byte; two real
+		 * events differ at least in created_at and their payloads.
+		 */
+		char hex[65];
+		rn_sha256_hex(body, len, hex);
+		ev->event_id = rn_asprintf("sha256:%s", hex);
+		if (ev->event_id == NULL)
+			rc = RN_ENOMEM;
+	}
 out:
 	json_decref(root);
 	if (rc) {

@@ -22,7 +22,9 @@
  *  - every char * is NUL-terminated, malloc'd and owned by the event;
  *    optional ones are NULL when absent or empty, never "";
  *  - udid matches [A-Za-z0-9-]{1,64}; event_id is 1-128 bytes without
- *    control characters;
+ *    control characters, or, when the body has none or an empty one (as
+ *    NanoMDM sends), "sha256:<hex of the body>", so a redelivery is
+ *    still recognised;
  *  - certs is non-NULL only with has_cert_list, ncerts <= MDM_WH_MAX_CERTS,
  *    each der non-empty and at most MDM_WH_MAX_CERT_LEN bytes.
  */

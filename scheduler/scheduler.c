@@ -196,8 +196,8 @@ final_or_retry(sched *sc, int64_t id, const char *from, int attempts,
  */
 static void
 attempt_failed(sched *sc, int64_t id, const char *from, int attempts,
-	       const char *ca, const char *profile, const char *event,
-	       const char *err, int final)
+	       const char *host, const char *ca, const char *profile,
+	       const char *event, const char *err, int final)
 {
 	const cfg_policy *p = policy_for(sc, ca, profile);
 	int64_t now = rn_now(), retry_at = 0, rearm_at;
@@ -221,12 +221,12 @@ attempt_failed(sched *sc, int64_t id, const char *from, int attempts,
 		outcome("retry");
 		rn_time_format(retry_at, when, sizeof(when));
 		log_kv(RN_LOG_WARN, "attempt failed, will retry", "job", jid,
-		       "ca", ca, "profile", profile, "retry_at", when, "err",
-		       err, NULL);
+		       "host", host, "profile", profile, "ca", ca, "retry_at",
+		       when, "err", err, NULL);
 	} else if (rc == RN_OK) {
 		outcome("failed");
-		log_kv(RN_LOG_ERROR, "renewal failed", "job", jid, "ca", ca,
-		       "profile", profile, "err", err, NULL);
+		log_kv(RN_LOG_ERROR, "renewal failed", "job", jid, "host", host,
+		       "profile", profile, "ca", ca, "err", err, NULL);
 	}
 }
 
@@ -293,8 +293,9 @@ on_pushed(void *arg, const mdm_result *r)
 			log_kv(RN_LOG_ERROR, "cannot record push", "job", jid,
 			       "err", rn_strerror(rc), NULL);
 	} else {
-		attempt_failed(sc, a->job_id, JOB_RUNNING, a->attempts, a->ca,
-			       a->profile, "attempt_failed", r->detail, 0);
+		attempt_failed(sc, a->job_id, JOB_RUNNING, a->attempts, a->host,
+			       a->ca, a->profile, "attempt_failed", r->detail,
+			       0);
 	}
 	free(a);
 	if (sc->stopping)
@@ -330,14 +331,15 @@ start_attempt(sched *sc, const store_job *queued, int64_t now)
 	rc = renewal_render(sc->s, sc->conf, &j, now, &prof, &err);
 	if (rc) {
 		/* A template problem does not get better with retries. */
-		attempt_failed(sc, j.id, JOB_RUNNING, j.attempts, j.ca_name,
-			       j.profile_uuid, "render_failed", err, 1);
+		attempt_failed(sc, j.id, JOB_RUNNING, j.attempts, j.host_uuid,
+			       j.ca_name, j.profile_uuid, "render_failed", err,
+			       1);
 		goto out;
 	}
 	a = calloc(1, sizeof(*a));
 	if (a == NULL || rn_uuid_v4(a->command_uuid)) {
-		attempt_failed(sc, j.id, JOB_RUNNING, j.attempts, j.ca_name,
-			       j.profile_uuid, "attempt_failed",
+		attempt_failed(sc, j.id, JOB_RUNNING, j.attempts, j.host_uuid,
+			       j.ca_name, j.profile_uuid, "attempt_failed",
 			       "out of memory", 0);
 		goto out;
 	}
@@ -364,8 +366,9 @@ start_attempt(sched *sc, const store_job *queued, int64_t now)
 	rc = mdm_push_start(sc->mdm, &push, on_pushed, a);
 	if (rc) {
 		d = rn_asprintf("cannot start push: %s", rn_strerror(rc));
-		attempt_failed(sc, j.id, JOB_RUNNING, j.attempts, j.ca_name,
-			       j.profile_uuid, "attempt_failed", d, 0);
+		attempt_failed(sc, j.id, JOB_RUNNING, j.attempts, j.host_uuid,
+			       j.ca_name, j.profile_uuid, "attempt_failed", d,
+			       0);
 		free(a);
 		goto out;
 	}
@@ -528,8 +531,8 @@ on_verify_timeout(void *arg, const store_job *j)
 		 "within %s", dur);
 	if (j->attempts >= p->max_attempts) {
 		attempt_failed(d->sc, j->id, JOB_PUSHED, j->attempts,
-			       j->ca_name, j->profile_uuid, "verify_timeout",
-			       msg, 1);
+			       j->host_uuid, j->ca_name, j->profile_uuid,
+			       "verify_timeout", msg, 1);
 	} else {
 		/* retry at once: the wait was the verify timeout itself */
 		int rc = store_job_attempt_failed(d->sc->s, j->id, JOB_PUSHED,
@@ -974,7 +977,7 @@ sched_job_refused(sched *sc, int64_t job_id, const char *event,
 		store_job_release(&j);
 		return RN_EBUSY;
 	}
-	attempt_failed(sc, j.id, j.state, j.attempts, j.ca_name,
+	attempt_failed(sc, j.id, j.state, j.attempts, j.host_uuid, j.ca_name,
 		       j.profile_uuid, event, detail, 0);
 	store_job_release(&j);
 	schedule_step(sc);

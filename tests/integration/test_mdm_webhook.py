@@ -166,9 +166,17 @@ class MdmWebhook(harness.RenewdTestCase):
         # Malformed bodies: 400 with the parser's message, no change.
         st, text = post(f, b"{not json")
         self.assertEqual(st, 400, text)
-        st, text = post(f, {"topic": "mdm.Authenticate"})
+        st, text = post(f, {"topic": "mdm.Authenticate",
+                            "event_id": "e-1"})
         self.assertEqual(st, 400, text)
-        self.assertIn("event_id", text)
+        self.assertIn("checkin_event", text)
+
+        # NanoMDM sends "event_id": "": accepted, and a redelivery of the
+        # same body is recognised by its hash.
+        body = checkin("mdm.TokenUpdate", udid)
+        body["event_id"] = ""
+        self.assertEqual(post(f, body), (200, "ok"))
+        self.assertEqual(post(f, body), (200, "duplicate"))
 
         # NotNow only records an event.
         self.assertEqual(post(f, ack(udid, "NotNow", job["command_uuid"])),
