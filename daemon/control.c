@@ -175,34 +175,62 @@ status_json(ctl_server *s)
 	return o;
 }
 
-static void
-handle(ctl_client *c, const char *line)
+/*
+ * The request line is outside input: parsing is kept apart from acting on
+ * it so that it can be fuzzed without a loop or a scheduler.
+ */
+int
+ctl_request_parse(const char *line, ctl_cmd *cmd, const char **why)
 {
 	json_error_t jerr;
 	json_t *req = json_loads(line, 0, &jerr);
-	const char *cmd = NULL;
+	const char *name = NULL;
 	json_int_t v = 0;
+	int rc = RN_EINVAL;
 
+	*why = NULL;
 	if (req == NULL || json_unpack(req, "{s:I,s:s}", "v", &v, "cmd",
-				       &cmd) != 0) {
-		json_decref(req);
-		reply_error(c, "bad request: want {\"v\":1,\"cmd\":...}");
+				       &name) != 0)
+		*why = "bad request: want {\"v\":1,\"cmd\":...}";
+	else if (v != 1)
+		*why = "unsupported protocol version";
+	else if (strcmp(name, "trigger") == 0)
+		*cmd = CTL_CMD_TRIGGER;
+	else if (strcmp(name, "status") == 0)
+		*cmd = CTL_CMD_STATUS;
+	else if (strcmp(name, "wake") == 0)
+		*cmd = CTL_CMD_WAKE;
+	else
+		*why = "unknown command";
+	if (*why == NULL)
+		rc = RN_OK;
+	json_decref(req);
+	return rc;
+}
+
+static void
+handle(ctl_client *c, const char *line)
+{
+	ctl_cmd cmd;
+	const char *why;
+
+	if (ctl_request_parse(line, &cmd, &why) != RN_OK) {
+		reply_error(c, why);
 		return;
 	}
-	if (v != 1)
-		reply_error(c, "unsupported protocol version");
-	else if (strcmp(cmd, "trigger") == 0) {
+	switch (cmd) {
+	case CTL_CMD_TRIGGER:
 		c->waiting = 1;
 		sched_trigger(c->srv->sc, on_scanned, c);
-	}
-	else if (strcmp(cmd, "status") == 0)
+		break;
+	case CTL_CMD_STATUS:
 		reply(c, status_json(c->srv));
-	else if (strcmp(cmd, "wake") == 0) {
+		break;
+	case CTL_CMD_WAKE:
 		sched_kick(c->srv->sc);
 		reply(c, json_pack("{s:b}", "ok", 1));
-	} else
-		reply_error(c, "unknown command");
-	json_decref(req);
+		break;
+	}
 }
 
 static void

@@ -27,4 +27,13 @@ int ctl_listen(uv_loop_t *loop, const char *path, sched *sc,
 /* Stop listening, close clients, unlink the socket; frees on close. */
 void ctl_close(ctl_server *c);
 
+typedef enum ctl_cmd { CTL_CMD_TRIGGER, CTL_CMD_STATUS, CTL_CMD_WAKE } ctl_cmd;
+
+/*
+ * Parse one request line (NUL-terminated, without its '\n'): 0 and *cmd,
+ * or RN_EINVAL and *why, the static text of the error reply. Pure: no
+ * loop, no scheduler (a fuzz target).
+ */
+int ctl_request_parse(const char *line, ctl_cmd *cmd, const char **why);
+
 #endif
