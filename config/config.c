@@ -1288,6 +1288,48 @@ get_events(ld *l, const fld *f, cfg_notifier *n)
 	}
 }
 
+/*
+ * A key that the notifier's driver does not use is an error, like an
+ * unknown key: `url` on an exec notifier would silently do nothing.
+ */
+static void
+notifier_keys_apply(ld *l, const char *where, const fld *f,
+		    const cfg_notifier *n)
+{
+	/* the drivers each key applies to, as bits of 1 << CFG_NOTIF_* */
+	static const struct {
+		int key;
+		unsigned drivers;
+	} only[] = {
+		{ N_URL, 1u << CFG_NOTIF_WEBHOOK | 1u << CFG_NOTIF_SMTP },
+		{ N_FORMAT, 1u << CFG_NOTIF_WEBHOOK },
+		{ N_COMMAND, 1u << CFG_NOTIF_EXEC },
+		{ N_TOKEN_ENV, 1u << CFG_NOTIF_WEBHOOK },
+		{ N_TOKEN_FILE, 1u << CFG_NOTIF_WEBHOOK },
+		{ N_HMAC_KEY_ENV, 1u << CFG_NOTIF_WEBHOOK },
+		{ N_HMAC_KEY_FILE, 1u << CFG_NOTIF_WEBHOOK },
+		{ N_STARTTLS, 1u << CFG_NOTIF_SMTP },
+		{ N_USERNAME_ENV, 1u << CFG_NOTIF_SMTP },
+		{ N_USERNAME_FILE, 1u << CFG_NOTIF_SMTP },
+		{ N_PASSWORD_ENV, 1u << CFG_NOTIF_SMTP },
+		{ N_PASSWORD_FILE, 1u << CFG_NOTIF_SMTP },
+		{ N_FROM, 1u << CFG_NOTIF_SMTP },
+		{ N_TO, 1u << CFG_NOTIF_SMTP },
+		{ N_TIMEOUT, ~(1u << CFG_NOTIF_SYSLOG) },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(only) / sizeof(only[0]); i++)
+		if (f[only[i].key].k &&
+		    !(only[i].drivers & (1u << n->driver)))
+			ld_err(l, f[only[i].key].k, "'%s.%s' does not apply "
+			       "to driver '%s'", where, f[only[i].key].name,
+			       notif_drivers[n->driver]);
+	if (n->starttls && n->url && strncmp(n->url, "smtps://", 8) == 0)
+		ld_err(l, f[N_STARTTLS].k, "'%s.starttls' is for smtp:// "
+		       "URLs; smtps:// is TLS from the first byte", where);
+}
+
 static void
 load_notifier(ld *l, const fld *item, cfg_notifier *n, yaml_node_t **name)
 {
@@ -1365,6 +1407,8 @@ load_notifier(ld *l, const fld *item, cfg_notifier *n, yaml_node_t **name)
 	if (user == 0 && pass == 1)
 		ld_err(l, item->v, "'%s' sets a password but no "
 		       "'username_env' or 'username_file'", where);
+	if (driver_ok)
+		notifier_keys_apply(l, where, f, n);
 }
 
 static void

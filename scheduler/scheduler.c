@@ -261,6 +261,7 @@ mdm_health(sched *sc, const mdm_result *r)
 		       rn_strerror(rc), NULL);
 	else if (r->ok || r->unreachable)
 		sched_notify(sc);
+	metrics_gauge_set("renewd_mdm_up", sc->mdm_down ? 0 : 1, NULL);
 }
 
 static void
@@ -847,6 +848,7 @@ sched_start(sched *sc)
 	/* an MDM outage alert from before the restart resolves on success */
 	sc->mdm_down = store_alert_level(sc->s, "mdm.unreachable", &level) ==
 		       RN_OK;
+	metrics_gauge_set("renewd_mdm_up", sc->mdm_down ? 0 : 1, NULL);
 	if (n > 0) {
 		char cnt[16];
 		snprintf(cnt, sizeof(cnt), "%d", n);

@@ -199,7 +199,7 @@ static const char full_yaml[] =
 	"    events: [renewal.failed, certificate.deadline, ca.unhealthy]\n"
 	"  - name: mail\n"
 	"    driver: smtp\n"
-	"    url: smtps://smtp.example.com:465\n"
+	"    url: smtp://smtp.example.com:587\n"
 	"    starttls: true\n"
 	"    username_env: RENEWD_TEST_SMTP_USER\n"
 	"    password_file: smtp-pass\n"
@@ -335,7 +335,7 @@ test_full_config(void **state)
 	assert_int_equal(n->timeout, 30);
 	n = &c->notifiers[1];
 	assert_int_equal(n->driver, CFG_NOTIF_SMTP);
-	assert_string_equal(n->url, "smtps://smtp.example.com:465");
+	assert_string_equal(n->url, "smtp://smtp.example.com:587");
 	assert_int_equal(n->starttls, 1);
 	assert_string_equal(n->username, "smtp-user");
 	assert_string_equal(n->password, "smtp-pass");
@@ -518,6 +518,32 @@ test_missing_required(void **state)
 		      "4:5: 'notifiers[0].url' is required for driver 'smtp'",
 		      "4:5: 'notifiers[0].from' is required for driver 'smtp'",
 		      "4:5: 'notifiers[0].to' is required for driver 'smtp'",
+		      NULL);
+	/* keys the driver does not use are errors, not silently ignored */
+	expect_errors("mdm:\n"
+		      "  command: [x]\n"
+		      "notifiers:\n"
+		      "  - name: page\n"
+		      "    driver: exec\n"
+		      "    command: [/bin/true]\n"
+		      "    url: http://127.0.0.1:1/\n"
+		      "    events: [\"*\"]\n"
+		      "  - name: log\n"
+		      "    driver: syslog\n"
+		      "    timeout: 5s\n"
+		      "    events: [\"*\"]\n"
+		      "  - name: tls\n"
+		      "    driver: smtp\n"
+		      "    url: smtps://127.0.0.1:465\n"
+		      "    starttls: true\n"
+		      "    from: a@example.com\n"
+		      "    to: [b@example.com]\n"
+		      "    events: [\"*\"]\n",
+		      "7:5: 'notifiers[0].url' does not apply to driver 'exec'",
+		      "11:5: 'notifiers[1].timeout' does not apply to driver "
+		      "'syslog'",
+		      "16:5: 'notifiers[2].starttls' is for smtp:// URLs; "
+		      "smtps:// is TLS from the first byte",
 		      NULL);
 	/* a password is useless without a username */
 	write_file("smtp-pass", "pw\n");
@@ -703,6 +729,8 @@ test_formats(void **state)
 		      "micromdm",
 		      "13:10: 'url' must be an http:// or https:// url",
 		      "14:13: 'format' must be one of json, slack",
+		      "15:5: 'notifiers[0].starttls' does not apply to "
+		      "driver 'webhook'",
 		      "15:15: 'starttls' must be true or false",
 		      "16:30: unknown event 'renewal.exploded' in 'events', "
 		      "expected one of renewal.verified, renewal.failed, "
