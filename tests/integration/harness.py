@@ -52,6 +52,13 @@ def renewd_bin():
     return _need_env("RENEWD_BIN")
 
 
+def renewd_argv():
+    """renewd's command, behind RENEWD_WRAPPER when set (e.g. valgrind,
+    see tests/valgrind/run.sh)."""
+    import shlex
+    return shlex.split(os.environ.get("RENEWD_WRAPPER", "")) + [renewd_bin()]
+
+
 def renewctl_bin():
     return _need_env("RENEWCTL_BIN")
 
@@ -542,7 +549,7 @@ class Fleet:
         self._logf.write(b"--- test harness: starting renewd ---\n")
         self._logf.flush()
         self.proc = subprocess.Popen(
-            [renewd_bin(), "-c", self.cfg] + list(extra_args),
+            renewd_argv() + ["-c", self.cfg] + list(extra_args),
             cwd=self.dir, stdin=subprocess.DEVNULL, env=penv,
             stdout=self._logf, stderr=self._logf, start_new_session=True)
 
@@ -604,7 +611,7 @@ class Fleet:
     def run_renewd(self, args, timeout=60, env=None):
         """Run renewd to completion (e.g. -n or --once) -> (rc, output);
         `env` as for start()."""
-        p = subprocess.run([renewd_bin(), "-c", self.cfg] + list(args),
+        p = subprocess.run(renewd_argv() + ["-c", self.cfg] + list(args),
                            cwd=self.dir, stdin=subprocess.DEVNULL,
                            env=child_env(env),
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -26,7 +26,8 @@ from aiosmtpd.controller import Controller  # noqa: E402
 from aiosmtpd.smtp import AuthResult  # noqa: E402
 
 # AUTH without TLS is what the loopback test server is for: no warnings.
-warnings.filterwarnings("ignore", module="aiosmtpd")
+warnings.filterwarnings("ignore", message="Requiring AUTH while not "
+                        "requiring TLS")
 
 TOKEN = "alert-token-Xq91"
 HMAC_KEY = "alert-hmac-key-7Hd2"
