@@ -6,7 +6,8 @@ set -eu
 pkgs="build-essential cmake pkg-config
 libsqlite3-dev libssl-dev libuv1-dev libyaml-dev libcurl4-openssl-dev
 libjansson-dev libplist-dev libmicrohttpd-dev libcmocka-dev
-sqlite3 openssl python3 python3-aiosmtpd curl scep"
+sqlite3 openssl python3 python3-aiosmtpd curl scep
+clang libclang-rt-14-dev llvm"
 
 missing=""
 for p in $pkgs; do

@@ -871,7 +871,12 @@ read_template(checker *c, char **text, size_t *len, plist_t *root)
 	if (plist_is_binary(data, (uint32_t)dlen)) {
 		free(data);
 		plist_to_xml(*root, &xml, &xlen);
-		data = xml ? rn_strndup(xml, xlen) : NULL;
+		/* all xlen bytes: a string may hold a NUL (refused below) */
+		data = xml ? malloc((size_t)xlen + 1) : NULL;
+		if (data != NULL) {
+			memcpy(data, xml, xlen);
+			data[xlen] = '\0';
+		}
 		dlen = xlen;
 		plist_to_xml_free(xml);
 		if (data == NULL) {
@@ -879,6 +884,15 @@ read_template(checker *c, char **text, size_t *len, plist_t *root)
 			*root = NULL;
 			return RN_ENOMEM;
 		}
+	}
+	/* The renderer's output is XML text, which cannot carry a NUL. */
+	if (memchr(data, '\0', dlen) != NULL) {
+		report(c, NULL, NULL, "holds a NUL byte, which an XML profile "
+				      "cannot carry");
+		plist_free(*root);
+		*root = NULL;
+		free(data);
+		return RN_EINVAL;
 	}
 	*text = data;
 	*len = dlen;
