@@ -1126,6 +1126,36 @@ test_contrib_sample(void **state)
 	rn_errlist_release(&errs);
 }
 
+/*
+ * A binary plist string may hold a NUL byte; its XML form would end the
+ * text early (the loader once kept the full length of a shorter copy and
+ * read past it, found by fuzz_profile). Such a template is refused.
+ */
+static void
+test_load_nul_in_binary_string(void **state)
+{
+	static const char *const one_ca[] = { "Test_SCEP" };
+	const char *src = getenv("RENEWD_SRC");
+	prof_template *t = (prof_template *)0x1;
+	rn_errlist errs;
+	char *path;
+
+	if (src == NULL || *src == '\0') {
+		skip();
+		return;
+	}
+	path = keep(rn_asprintf("%s/tests/fuzz/corpus/profile/"
+				"regress-nul-in-binary-string.mobileconfig",
+				src));
+	rn_errlist_init(&errs);
+	assert_int_equal(prof_template_load(path, NULL, one_ca, 1, &t, &errs),
+			 RN_EINVAL);
+	assert_null(t);
+	assert_int_equal(errs.n, 1);
+	assert_non_null(strstr(errs.msgs[0], "holds a NUL byte"));
+	rn_errlist_release(&errs);
+}
+
 /* ---- setup ------------------------------------------------------------ */
 
 static int
@@ -1186,6 +1216,7 @@ main(void)
 		T(test_load_size_cap),
 		T(test_load_collects_everything),
 		T(test_contrib_sample),
+		T(test_load_nul_in_binary_string),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
