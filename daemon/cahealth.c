@@ -15,6 +15,7 @@
 #include "scep/scep.h"
 
 #define CA_RETRY_MS 60000
+#define CA_HINT_MS 5000 /* ca_health_answered: not within this of a check */
 #define CA_RECHECK_TICKS 10 /* healthy CAs: every 10th retry tick */
 #define CA_MAX 64
 
@@ -24,6 +25,7 @@ typedef struct ca_state {
 	int checked, healthy;
 	int in_flight; /* a check is running */
 	int64_t checked_at;
+	uint64_t checked_ms; /* uv_now when the last check ended */
 	scep_ca_info info;
 } ca_state;
 
@@ -75,6 +77,7 @@ on_checked(void *arg, const scep_ca_info *info)
 	st->in_flight = 0;
 	st->checked = 1;
 	st->checked_at = rn_now();
+	st->checked_ms = uv_now(h->loop);
 	st->info = *info;
 	if (info->ok) {
 		log_kv(st->healthy ? RN_LOG_DEBUG : RN_LOG_INFO,
@@ -150,6 +153,26 @@ ca_health_suspect(ca_health *h, const char *name)
 	for (i = 0; h && !h->freed && i < h->n; i++)
 		if (strcmp(h->cas[i].name, name) == 0 && h->cas[i].healthy)
 			check_one(h, i);
+}
+
+void
+ca_health_answered(ca_health *h, const char *name)
+{
+	uint64_t now;
+	size_t i;
+
+	if (h == NULL || h->freed)
+		return;
+	now = uv_now(h->loop);
+	for (i = 0; i < h->n; i++) {
+		ca_state *st = &h->cas[i];
+		if (strcmp(st->name, name) || !st->checked || st->healthy ||
+		    st->in_flight || now - st->checked_ms < CA_HINT_MS)
+			continue;
+		log_kv(RN_LOG_INFO, "certificate authority answered the scep "
+		       "proxy, checking it again", "ca", st->name, NULL);
+		check_one(h, i);
+	}
 }
 
 int

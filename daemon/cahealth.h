@@ -28,6 +28,14 @@ typedef void (*ca_health_cb)(void *arg, const char *ca, int healthy,
 void ca_health_set_cb(ca_health *h, ca_health_cb cb, void *arg);
 /* The proxy could not reach a CA believed healthy: check it now. */
 void ca_health_suspect(ca_health *h, const char *name);
+/*
+ * The proxy got an HTTP answer from a CA believed unhealthy: check it
+ * now rather than at the next minute tick, so ca.recovered follows the
+ * CA's return within seconds. Not within 5 s of the CA's last check
+ * (which also spaces these checks out); a CA believed healthy is left
+ * alone.
+ */
+void ca_health_answered(ca_health *h, const char *name);
 /* Stop timers; checks in flight finish into nothing; freed on close. */
 void ca_health_free(ca_health *h);
 

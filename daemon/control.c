@@ -149,6 +149,11 @@ on_scanned(void *arg, const sched_scan *r)
 		reply_error(c, "renewd is shutting down");
 		return;
 	}
+	if (r->rc == RN_EFULL) {
+		reply_error(c, "database is full: the scan runs once renewd "
+			    "can write again");
+		return;
+	}
 	reply(c, json_pack("{s:b,s:I,s:I,s:f}", "ok", 1, "due",
 			   (json_int_t)r->due, "enqueued",
 			   (json_int_t)r->enqueued, "duration_ms",
@@ -172,6 +177,10 @@ status_json(ctl_server *s)
 		      scan, "in_flight",
 		      (json_int_t)sched_in_flight(s->sc), "cas",
 		      ca_health_json(s->cah));
+	/* the database is full: no new work until a write succeeds */
+	if (o)
+		json_object_set_new(o, "store_full",
+				    json_boolean(sched_store_full(s->sc) > 0));
 	return o;
 }
 

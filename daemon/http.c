@@ -185,6 +185,8 @@ on_upstream(void *arg, const net_http_resp *r)
 		free(c);
 		return;
 	}
+	/* any HTTP answer: a CA believed down may be back */
+	ca_health_answered(env->cah, c->ca);
 	if (c->pki && r->status == 200) {
 		scep_certrep rep;
 		store_token_consume(env->s, c->token_hash, rn_now());
@@ -459,6 +461,21 @@ api_field(json_t *root, const char *name)
 	return json_string_value(v);
 }
 
+/*
+ * 503 while the database is full: the report is not lost, the MDM sends
+ * it again after Retry-After (the scheduler's next write probe).
+ */
+static void
+api_full(http_env *env, net_httpd_req *req)
+{
+	char ra[24];
+	int64_t secs = sched_store_full(env->sc);
+
+	snprintf(ra, sizeof(ra), "%lld", (long long)(secs > 0 ? secs : 1));
+	net_httpd_req_set_header(req, "Retry-After", ra);
+	api_error(req, 503, "database is full, try again later");
+}
+
 static void
 api_certificates(http_env *env, net_httpd_req *req)
 {
@@ -490,6 +507,10 @@ api_certificates(http_env *env, net_httpd_req *req)
 		api_error(req, 401, "unauthorized");
 		return;
 	}
+	if (sched_store_full(env->sc)) {
+		api_full(env, req);
+		return;
+	}
 	body = net_httpd_req_body(req, &len);
 	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL) {
@@ -515,6 +536,14 @@ api_certificates(http_env *env, net_httpd_req *req)
 	memset(&imp, 0, sizeof(imp));
 	rc = renewal_cert_import(env->s, env->conf, v[0], NULL, v[1], v[2],
 				 v[3], strlen(v[3]), rn_now(), &imp, &err);
+	if (rc == RN_EFULL) {
+		sched_store_error(env->sc, rc, "importing a certificate");
+		api_full(env, req);
+		free(err);
+		store_cert_release(&imp.cert);
+		json_decref(root);
+		return;
+	}
 	if (rc != RN_OK) {
 		int client = (rc == RN_EINVAL || rc == RN_ENOTFOUND) &&
 			     !(err && strncmp(err, "cannot store", 12) == 0);

@@ -342,6 +342,10 @@ main(int argc, char **argv)
 		renewal_conf_free(d.conf);
 		return 1;
 	}
+	/* WAL checkpoints off the loop; without the thread SQLite's own
+	 * inline checkpoints still work. */
+	if (store_checkpoint_start(d.store, d.conf->cfg->daemon.database))
+		log_warnx("WAL checkpoints stay on the loop thread");
 	rc = renewal_conf_sync(d.store, d.conf, rn_now());
 	if (rc) {
 		log_errorx("cannot store profiles: %s", rn_strerror(rc));

@@ -36,6 +36,18 @@ reply(net_httpd_req *req, unsigned status, const char *msg)
 			  strlen(msg));
 }
 
+/* 503 while the database is full: the MDM delivers the event again. */
+static void
+reply_full(http_env *env, net_httpd_req *req)
+{
+	char ra[24];
+	int64_t secs = sched_store_full(env->sc);
+
+	snprintf(ra, sizeof(ra), "%lld", (long long)(secs > 0 ? secs : 1));
+	net_httpd_req_set_header(req, "Retry-After", ra);
+	reply(req, 503, "database is full, try again later");
+}
+
 static int
 job_is_open(const store_job *j)
 {
@@ -326,6 +338,11 @@ http_mdm_webhook(http_env *env, net_httpd_req *req)
 		free(err);
 		return;
 	}
+	if (sched_store_full(env->sc)) {
+		reply_full(env, req);
+		mdm_wh_event_release(&ev);
+		return;
+	}
 	memset(&h, 0, sizeof(h));
 	h.env = env;
 	h.ev = &ev;
@@ -365,7 +382,12 @@ http_mdm_webhook(http_env *env, net_httpd_req *req)
 		       "topic", ev.topic_text, "udid", ev.udid, "err",
 		       rn_strerror(rc), NULL);
 		/* 503 so the MDM delivers it again. */
-		reply(req, 503, "cannot process event");
+		if (rc == RN_EFULL) {
+			sched_store_error(env->sc, rc, "an mdm webhook event");
+			reply_full(env, req);
+		} else {
+			reply(req, 503, "cannot process event");
+		}
 	} else {
 		log_kv(RN_LOG_DEBUG, "mdm webhook event", "topic",
 		       ev.topic_text, "udid", ev.udid, NULL);

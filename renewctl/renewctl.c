@@ -1023,6 +1023,9 @@ cmd_status(ctl *c, int argc, char **argv)
 		printf(" (%" JSON_INTEGER_FORMAT " queued in memory)",
 		       json_integer_value(v));
 	printf("\n");
+	if (json_is_true(json_object_get(reply, "store_full")))
+		printf("%-14sFULL: no new work until renewd can write to it "
+		       "again\n", "database");
 	v = json_object_get(reply, "cas");
 	if (json_is_array(v)) {
 		size_t i;

@@ -17,12 +17,38 @@
 
 #define MAX_BUCKETS 64
 #define MDM_DOWN_AFTER 3 /* transport failures in a row */
+#define FULL_PROBE_MIN_MS 1000	/* store full: first write probe after */
+#define FULL_PROBE_MAX_MS 30000 /* ... doubling up to */
+#define FULL_CALM_MS 60000	/* full again within this: keep doubling */
+#define PENDING_MAX 100000	/* outcomes held while the store is full */
 
 typedef struct bucket {
 	char name[64];
 	double tokens;
 	int64_t last;
 } bucket;
+
+/*
+ * An outcome that could not be written because the database was full:
+ * held in memory, in order, and written by the store probe once there is
+ * room, with the times it happened. A restart before that loses them,
+ * and the jobs, still 'running' in the store, are recovered and pushed
+ * again like after a crash.
+ */
+enum { PEND_PUSHED, PEND_FAILED, PEND_REQUEUE };
+
+typedef struct pending {
+	int kind;
+	int64_t job_id;
+	int64_t at;
+	int64_t verify_at;	    /* PEND_PUSHED */
+	int64_t retry_at, rearm_at; /* PEND_FAILED; retry_at 0 = final */
+	int attempts;
+	char from[16];
+	char host[64], ca[64], profile[128];
+	char *event, *detail, *command_uuid;
+	struct pending *next;
+} pending;
 
 typedef struct scan_waiter {
 	sched_scan_cb cb;
@@ -45,7 +71,14 @@ struct sched {
 	uv_timer_t wake_timer; /* next due job / verify deadline */
 	uv_timer_t step_timer; /* scan batches and dispatch, zero delay */
 	uv_timer_t grace_timer;
+	uv_timer_t full_timer; /* write probe while the store is full */
 	int closing;
+
+	int store_full;	      /* a write failed with RN_EFULL */
+	int scan_after_full;  /* a scan was cut short or refused meanwhile */
+	uint64_t full_probe_ms, full_left_ms;
+	pending *pend_head, **pend_tail;
+	size_t npending;
 
 	int scanning;	     /* a scan is in progress */
 	int scan_again;	     /* a trigger arrived during a scan */
@@ -84,6 +117,8 @@ static void schedule_step(sched *sc);
 static void arm_wake(sched *sc);
 static void maybe_finish(sched *sc);
 static void on_wake(uv_timer_t *t);
+static void full_enter(sched *sc, const char *during);
+static void pending_add(sched *sc, const pending *p);
 
 /* ---- rate limits ------------------------------------------------------ */
 
@@ -190,9 +225,44 @@ final_or_retry(sched *sc, int64_t id, const char *from, int attempts,
 }
 
 /*
+ * Write a failed attempt (now or replayed from the pending list) and log
+ * it. Returns the store's answer; RN_EFULL is left to the caller.
+ */
+static int
+record_failed(sched *sc, const pending *p)
+{
+	char jid[24];
+	int rc;
+
+	rc = final_or_retry(sc, p->job_id, p->from, p->attempts, p->event,
+			    p->detail, p->retry_at, p->rearm_at, p->at);
+	snprintf(jid, sizeof(jid), "%lld", (long long)p->job_id);
+	if (rc == RN_EFULL)
+		return rc;
+	if (rc && rc != RN_EBUSY)
+		log_kv(RN_LOG_ERROR, "cannot record failed attempt", "job",
+		       jid, "err", rn_strerror(rc), NULL);
+	else if (rc == RN_OK && p->retry_at) {
+		char when[RN_TIME_LEN];
+		outcome("retry");
+		rn_time_format(p->retry_at, when, sizeof(when));
+		log_kv(RN_LOG_WARN, "attempt failed, will retry", "job", jid,
+		       "host", p->host, "profile", p->profile, "ca", p->ca,
+		       "retry_at", when, "err", p->detail, NULL);
+	} else if (rc == RN_OK) {
+		outcome("failed");
+		log_kv(RN_LOG_ERROR, "renewal failed", "job", jid, "host",
+		       p->host, "profile", p->profile, "ca", p->ca, "err",
+		       p->detail, NULL);
+	}
+	return rc;
+}
+
+/*
  * Record a failed attempt: wait a backoff and try again, or, when the
  * attempts are used up (or the failure cannot get better by retrying),
- * mark the job failed and re-arm its certificate for later.
+ * mark the job failed and re-arm its certificate for later. A full
+ * database keeps the outcome in memory until it can be written.
  */
 static void
 attempt_failed(sched *sc, int64_t id, const char *from, int attempts,
@@ -200,33 +270,28 @@ attempt_failed(sched *sc, int64_t id, const char *from, int attempts,
 	       const char *event, const char *err, int final)
 {
 	const cfg_policy *p = policy_for(sc, ca, profile);
-	int64_t now = rn_now(), retry_at = 0, rearm_at;
 	uint64_t rnd = 0;
-	char jid[24];
-	int rc;
+	pending rec;
 
 	sc->failures++;
+	memset(&rec, 0, sizeof(rec));
+	rec.kind = PEND_FAILED;
+	rec.job_id = id;
+	rec.at = rn_now();
+	rec.attempts = attempts;
+	snprintf(rec.from, sizeof(rec.from), "%s", from);
+	snprintf(rec.host, sizeof(rec.host), "%s", host);
+	snprintf(rec.ca, sizeof(rec.ca), "%s", ca);
+	snprintf(rec.profile, sizeof(rec.profile), "%s", profile);
+	rec.event = (char *)event;
+	rec.detail = (char *)err;
 	rn_random_bytes(&rnd, sizeof(rnd));
 	if (!final && attempts < p->max_attempts)
-		retry_at = now + sched_backoff(p, attempts, rnd);
-	rearm_at = now + p->backoff_max;
-	rc = final_or_retry(sc, id, from, attempts, event, err, retry_at,
-			    rearm_at, now);
-	snprintf(jid, sizeof(jid), "%lld", (long long)id);
-	if (rc && rc != RN_EBUSY)
-		log_kv(RN_LOG_ERROR, "cannot record failed attempt", "job",
-		       jid, "err", rn_strerror(rc), NULL);
-	else if (rc == RN_OK && retry_at) {
-		char when[RN_TIME_LEN];
-		outcome("retry");
-		rn_time_format(retry_at, when, sizeof(when));
-		log_kv(RN_LOG_WARN, "attempt failed, will retry", "job", jid,
-		       "host", host, "profile", profile, "ca", ca, "retry_at",
-		       when, "err", err, NULL);
-	} else if (rc == RN_OK) {
-		outcome("failed");
-		log_kv(RN_LOG_ERROR, "renewal failed", "job", jid, "host", host,
-		       "profile", profile, "ca", ca, "err", err, NULL);
+		rec.retry_at = rec.at + sched_backoff(p, attempts, rnd);
+	rec.rearm_at = rec.at + p->backoff_max;
+	if (record_failed(sc, &rec) == RN_EFULL) {
+		pending_add(sc, &rec);
+		full_enter(sc, "recording a failed attempt");
 	}
 }
 
@@ -281,11 +346,27 @@ on_pushed(void *arg, const mdm_result *r)
 	if (r->ok) {
 		const cfg_policy *p = policy_for(sc, a->ca, a->profile);
 		/* the MDM's own command UUID when it assigns one */
-		rc = store_job_pushed(sc->s, a->job_id,
-				      r->command_uuid ? r->command_uuid
-						      : a->command_uuid,
+		const char *cmd = r->command_uuid ? r->command_uuid
+						  : a->command_uuid;
+		rc = store_job_pushed(sc->s, a->job_id, cmd,
 				      now + p->verify_timeout, r->detail, now);
-		if (rc == RN_OK) {
+		if (rc == RN_EFULL) {
+			/* pushed all the same: say so when there is room */
+			pending rec;
+			memset(&rec, 0, sizeof(rec));
+			rec.kind = PEND_PUSHED;
+			rec.job_id = a->job_id;
+			rec.at = now;
+			rec.verify_at = now + p->verify_timeout;
+			rec.command_uuid = (char *)cmd;
+			rec.detail = (char *)r->detail;
+			snprintf(rec.host, sizeof(rec.host), "%s", a->host);
+			snprintf(rec.ca, sizeof(rec.ca), "%s", a->ca);
+			snprintf(rec.profile, sizeof(rec.profile), "%s",
+				 a->profile);
+			pending_add(sc, &rec);
+			full_enter(sc, "recording a push");
+		} else if (rc == RN_OK) {
 			outcome("pushed");
 			log_kv(RN_LOG_INFO, "profile pushed", "job", jid,
 			       "host", a->host, "profile", a->profile, "ca",
@@ -309,7 +390,8 @@ on_pushed(void *arg, const mdm_result *r)
  * Start one attempt of a queued job: renewal ID, render, push. Returns 1
  * when the job was taken (pushed or its failure recorded), 0 when the
  * store refused (cancelled meanwhile, or a database error), so dispatch
- * does not spin on a job it cannot take.
+ * does not spin on a job it cannot take, and -1 when the database is
+ * full: dispatch stops there.
  */
 static int
 start_attempt(sched *sc, const store_job *queued, int64_t now)
@@ -327,9 +409,31 @@ start_attempt(sched *sc, const store_job *queued, int64_t now)
 		return 0;
 	snprintf(rid, sizeof(rid), "renewd-%s", uuid);
 	rc = store_job_start(sc->s, queued->id, rid, now, &j);
+	if (rc == RN_EFULL) {
+		full_enter(sc, "starting an attempt");
+		return -1;
+	}
 	if (rc)
 		return 0; /* cancelled meanwhile, or the store said why */
 	rc = renewal_render(sc->s, sc->conf, &j, now, &prof, &err);
+	if (rc == RN_EFULL) {
+		/* Its token could not be stored: nothing was pushed, so the
+		 * attempt does not count; the job waits for room. */
+		pending rec;
+		memset(&rec, 0, sizeof(rec));
+		rec.kind = PEND_REQUEUE;
+		rec.job_id = j.id;
+		rec.at = now;
+		rec.detail = "database full while rendering the profile";
+		if (store_job_requeue(sc->s, j.id, rec.detail, now) ==
+		    RN_EFULL)
+			pending_add(sc, &rec);
+		full_enter(sc, "rendering a profile");
+		free(err);
+		rn_buf_release(&prof);
+		store_job_release(&j);
+		return -1;
+	}
 	if (rc) {
 		/* A template problem does not get better with retries. */
 		attempt_failed(sc, j.id, JOB_RUNNING, j.attempts, j.host_uuid,
@@ -486,6 +590,194 @@ sched_mdm_command(sched *sc, const char *host, const char *request_type,
 	return rc;
 }
 
+/* ---- a full database ---------------------------------------------------- */
+
+static void
+pending_add(sched *sc, const pending *p)
+{
+	pending *n = sc->npending < PENDING_MAX ? calloc(1, sizeof(*n))
+					       : NULL;
+
+	if (n == NULL) {
+		char jid[24];
+		snprintf(jid, sizeof(jid), "%lld", (long long)p->job_id);
+		log_kv(RN_LOG_ERROR, "cannot keep an outcome for later; the "
+		       "job is pushed again at the next start", "job", jid,
+		       NULL);
+		return;
+	}
+	*n = *p;
+	n->next = NULL;
+	n->event = p->event ? rn_strdup(p->event) : NULL;
+	n->detail = p->detail ? rn_strdup(p->detail) : NULL;
+	n->command_uuid = p->command_uuid ? rn_strdup(p->command_uuid) : NULL;
+	*sc->pend_tail = n;
+	sc->pend_tail = &n->next;
+	sc->npending++;
+}
+
+static void
+pending_free(pending *p)
+{
+	free(p->event);
+	free(p->detail);
+	free(p->command_uuid);
+	free(p);
+}
+
+static void
+pending_free_all(sched *sc)
+{
+	pending *p, *nx;
+
+	for (p = sc->pend_head; p; p = nx) {
+		nx = p->next;
+		pending_free(p);
+	}
+	sc->pend_head = NULL;
+	sc->pend_tail = &sc->pend_head;
+	sc->npending = 0;
+}
+
+/* Write the held outcomes in order; stop at the first RN_EFULL. */
+static int
+pending_flush(sched *sc, size_t *written)
+{
+	pending *p;
+	char jid[24];
+	int rc = RN_OK;
+
+	*written = 0;
+	while ((p = sc->pend_head) != NULL) {
+		switch (p->kind) {
+		case PEND_PUSHED:
+			rc = store_job_pushed(sc->s, p->job_id,
+					      p->command_uuid, p->verify_at,
+					      p->detail, p->at);
+			if (rc == RN_OK) {
+				outcome("pushed");
+				snprintf(jid, sizeof(jid), "%lld",
+					 (long long)p->job_id);
+				log_kv(RN_LOG_INFO, "profile pushed", "job",
+				       jid, "host", p->host, "profile",
+				       p->profile, "ca", p->ca, "detail",
+				       p->detail, "recorded", "late", NULL);
+			}
+			break;
+		case PEND_FAILED:
+			rc = record_failed(sc, p);
+			break;
+		default:
+			rc = store_job_requeue(sc->s, p->job_id, p->detail,
+					       p->at);
+			break;
+		}
+		if (rc == RN_EFULL)
+			return rc;
+		/* RN_EBUSY: the job moved on meanwhile (a device's report) */
+		if (rc && rc != RN_EBUSY) {
+			snprintf(jid, sizeof(jid), "%lld", (long long)p->job_id);
+			log_kv(RN_LOG_ERROR, "cannot record outcome", "job",
+			       jid, "err", rn_strerror(rc), NULL);
+		}
+		sc->pend_head = p->next;
+		if (sc->pend_head == NULL)
+			sc->pend_tail = &sc->pend_head;
+		sc->npending--;
+		pending_free(p);
+		(*written)++;
+	}
+	return RN_OK;
+}
+
+static void on_full_timer(uv_timer_t *t);
+
+/*
+ * A write failed for lack of space. Stop taking work (no scan, no new
+ * attempt: each would fail and log) and probe the store with a small
+ * write, 1 s after the first failure, doubling to 30 s while it stays
+ * full. Attempts in flight finish; their outcomes wait in memory.
+ */
+static void
+full_enter(sched *sc, const char *during)
+{
+	char every[32];
+	uint64_t now = uv_now(sc->loop);
+
+	if (sc->stopping || sc->closing || sc->store_full)
+		return;
+	sc->store_full = 1;
+	if (sc->full_probe_ms == 0 || now - sc->full_left_ms > FULL_CALM_MS)
+		sc->full_probe_ms = FULL_PROBE_MIN_MS;
+	else if ((sc->full_probe_ms *= 2) > FULL_PROBE_MAX_MS)
+		sc->full_probe_ms = FULL_PROBE_MAX_MS;
+	snprintf(every, sizeof(every), "%llus",
+		 (unsigned long long)(sc->full_probe_ms / 1000));
+	log_kv(RN_LOG_ERROR, "database is full: not starting new work until "
+	       "it can be written again", "during", during, "database",
+	       sc->conf->cfg->daemon.database, "next_check_in", every, NULL);
+	uv_timer_stop(&sc->wake_timer);
+	if (sc->once) {
+		/* no waiting for room: the run ends with exit status 1 */
+		sc->failures++;
+		schedule_step(sc);
+		return;
+	}
+	uv_timer_start(&sc->full_timer, on_full_timer, sc->full_probe_ms, 0);
+}
+
+static void
+on_full_timer(uv_timer_t *t)
+{
+	sched *sc = t->data;
+	size_t written = 0;
+	char n[24];
+	int rc;
+
+	if (sc->stopping || sc->closing)
+		return;
+	rc = store_write_probe(sc->s, rn_now());
+	if (rc == RN_OK)
+		rc = pending_flush(sc, &written);
+	if (rc == RN_EFULL) {
+		if ((sc->full_probe_ms *= 2) > FULL_PROBE_MAX_MS)
+			sc->full_probe_ms = FULL_PROBE_MAX_MS;
+		snprintf(n, sizeof(n), "%zu", sc->npending);
+		log_kv(RN_LOG_DEBUG, "database still full", "outcomes_held", n,
+		       NULL);
+		uv_timer_start(&sc->full_timer, on_full_timer,
+			       sc->full_probe_ms, 0);
+		return;
+	}
+	sc->store_full = 0;
+	sc->full_left_ms = uv_now(sc->loop);
+	snprintf(n, sizeof(n), "%zu", written);
+	log_kv(RN_LOG_INFO, "database writable again, resuming work",
+	       "outcomes_recorded", n, NULL);
+	if (written)
+		sched_notify(sc);
+	if (sc->scan_after_full) {
+		sc->scan_after_full = 0;
+		sched_trigger(sc, NULL, NULL);
+	}
+	schedule_step(sc);
+}
+
+int64_t
+sched_store_full(const sched *sc)
+{
+	if (sc == NULL || !sc->store_full)
+		return 0;
+	return (int64_t)(sc->full_probe_ms + 999) / 1000;
+}
+
+void
+sched_store_error(sched *sc, int rc, const char *during)
+{
+	if (sc != NULL && rc == RN_EFULL)
+		full_enter(sc, during);
+}
+
 /* ---- dispatch --------------------------------------------------------- */
 
 typedef struct dispatch_ctx {
@@ -502,8 +794,9 @@ on_due_job(void *arg, const store_job *j)
 	sched *sc = d->sc;
 	const cfg_policy *p;
 	int64_t wait = 0;
+	int rc;
 
-	if (sc->stopping ||
+	if (sc->stopping || sc->store_full ||
 	    sc->in_flight >= (size_t)sc->conf->cfg->daemon.max_in_flight)
 		return 1;
 	p = policy_for(sc, j->ca_name, j->profile_uuid);
@@ -512,7 +805,10 @@ on_due_job(void *arg, const store_job *j)
 			d->rate_wait = d->now + wait;
 		return 0;
 	}
-	d->started += start_attempt(sc, j, d->now);
+	rc = start_attempt(sc, j, d->now);
+	if (rc < 0)
+		return 1; /* the database is full: stop here */
+	d->started += rc;
 	return 0;
 }
 
@@ -534,11 +830,18 @@ on_verify_timeout(void *arg, const store_job *j)
 		attempt_failed(d->sc, j->id, JOB_PUSHED, j->attempts,
 			       j->host_uuid, j->ca_name, j->profile_uuid,
 			       "verify_timeout", msg, 1);
+		if (d->sc->store_full)
+			return 1;
 	} else {
 		/* retry at once: the wait was the verify timeout itself */
 		int rc = store_job_attempt_failed(d->sc->s, j->id, JOB_PUSHED,
 						  "verify_timeout", msg, d->now,
 						  0, d->now);
+		if (rc == RN_EFULL) {
+			/* still pushed and due: the next round tries again */
+			full_enter(d->sc, "recording a verify timeout");
+			return 1;
+		}
 		if (rc && rc != RN_EBUSY)
 			log_errorx("cannot record verify timeout: %s",
 				   rn_strerror(rc));
@@ -554,13 +857,14 @@ dispatch(sched *sc)
 	dispatch_ctx d;
 	size_t cap;
 
-	if (sc->stopping)
+	if (sc->stopping || sc->store_full)
 		return;
 	memset(&d, 0, sizeof(d));
 	d.sc = sc;
 	d.now = rn_now();
 	store_jobs_due(sc->s, JOB_PUSHED, d.now, 256, on_verify_timeout, &d);
-	if (sc->in_flight < (size_t)sc->conf->cfg->daemon.max_in_flight) {
+	if (!sc->store_full &&
+	    sc->in_flight < (size_t)sc->conf->cfg->daemon.max_in_flight) {
 		cap = (size_t)sc->conf->cfg->daemon.max_in_flight -
 		      sc->in_flight;
 		if (cap > 512)
@@ -569,6 +873,8 @@ dispatch(sched *sc)
 			       &d);
 	}
 	sc->rate_wait_at = d.rate_wait;
+	if (sc->store_full)
+		return; /* the write probe resumes the work */
 	/* More due work than one round took: come back next iteration. */
 	if (d.started > 0 &&
 	    sc->in_flight < (size_t)sc->conf->cfg->daemon.max_in_flight)
@@ -591,7 +897,7 @@ arm_wake(sched *sc)
 {
 	int64_t now = rn_now(), next = 0, t;
 
-	if (sc->stopping || sc->closing)
+	if (sc->stopping || sc->closing || sc->store_full)
 		return;
 	t = store_jobs_next_at(sc->s, JOB_QUEUED);
 	if (t && (next == 0 || t < next))
@@ -632,8 +938,14 @@ scan_finish(sched *sc)
 	snprintf(due, sizeof(due), "%lld", (long long)sc->cur.due);
 	snprintf(enq, sizeof(enq), "%lld", (long long)sc->cur.enqueued);
 	snprintf(ms, sizeof(ms), "%.1f", sc->cur.duration_ms);
-	log_kv(sc->cur.enqueued ? RN_LOG_INFO : RN_LOG_DEBUG, "scan done",
-	       "due", due, "enqueued", enq, "duration_ms", ms, NULL);
+	if (sc->cur.rc)
+		log_kv(RN_LOG_WARN, "scan stopped", "err",
+		       rn_strerror(sc->cur.rc), "due", due, "enqueued", enq,
+		       NULL);
+	else
+		log_kv(sc->cur.enqueued ? RN_LOG_INFO : RN_LOG_DEBUG,
+		       "scan done", "due", due, "enqueued", enq,
+		       "duration_ms", ms, NULL);
 	if (sc->hooks.scan_done)
 		sc->hooks.scan_done(sc->hooks.arg, &sc->last);
 	w = sc->waiters;
@@ -645,7 +957,23 @@ scan_finish(sched *sc)
 		free(w);
 	}
 	sc->dispatch_pending = 1;
-	if (sc->scan_again) {
+	if (sc->scan_again && sc->store_full) {
+		/* no scan can run now: answer, and scan once there is room */
+		sched_scan none;
+		memset(&none, 0, sizeof(none));
+		none.at = rn_now();
+		none.rc = RN_EFULL;
+		sc->scan_again = 0;
+		sc->scan_after_full = 1;
+		w = sc->next_waiters;
+		sc->next_waiters = NULL;
+		for (; w; w = nx) {
+			nx = w->next;
+			if (w->cb)
+				w->cb(w->arg, &none);
+			free(w);
+		}
+	} else if (sc->scan_again) {
 		sc->scan_again = 0;
 		sc->waiters = sc->next_waiters;
 		sc->next_waiters = NULL;
@@ -663,9 +991,17 @@ scan_batch(sched *sc)
 	int seen = 0, enq = 0, rc;
 
 	rc = store_scan_due(sc->s, rn_now(), SCHED_SCAN_BATCH, &seen, &enq);
+	if (rc == RN_EFULL) {
+		full_enter(sc, "scanning");
+		sc->cur.rc = rc;
+		sc->scan_after_full = 1;
+		scan_finish(sc);
+		return;
+	}
 	if (rc) {
 		log_errorx("scan failed: %s (%s)", rn_strerror(rc),
 			   store_errmsg(sc->s));
+		sc->cur.rc = rc;
 		scan_finish(sc);
 		return;
 	}
@@ -702,6 +1038,11 @@ rearm_batch(sched *sc)
 
 	rc = store_certs_rearm(sc->s, sc->rearm_cursor, SCHED_SCAN_BATCH,
 			       rearm_one, sc, &last, &n);
+	if (rc == RN_EFULL) {
+		/* the cursor stays: the batch runs again once there is room */
+		full_enter(sc, "recomputing renewal times");
+		return;
+	}
 	if (rc) {
 		log_errorx("cannot recompute renewal times: %s",
 			   rn_strerror(rc));
@@ -726,15 +1067,33 @@ on_step(uv_timer_t *t)
 
 	if (sc->stopping)
 		return;
+	if (sc->store_full) {
+		/* a scan asked for meanwhile is answered, and runs later */
+		if (sc->scanning) {
+			sc->cur.rc = RN_EFULL;
+			sc->scan_after_full = 1;
+			scan_finish(sc);
+		}
+		/* --once does not wait for room: it ends, failed */
+		if (sc->once && sc->idle_cb && sc->in_flight == 0) {
+			void (*cb)(void *) = sc->idle_cb;
+			sc->idle_cb = NULL;
+			cb(sc->idle_arg);
+		}
+		return;
+	}
 	if (sc->rearm_cursor >= 0)
 		rearm_batch(sc);
+	if (sc->store_full)
+		return;
 	if (sc->scanning)
 		scan_batch(sc);
-	if (sc->dispatch_pending) {
+	if (sc->dispatch_pending && !sc->store_full) {
 		sc->dispatch_pending = 0;
 		dispatch(sc);
 	}
-	if (sc->scanning || sc->dispatch_pending || sc->rearm_cursor >= 0)
+	if (!sc->store_full &&
+	    (sc->scanning || sc->dispatch_pending || sc->rearm_cursor >= 0))
 		schedule_step(sc);
 }
 
@@ -822,8 +1181,11 @@ sched_new(uv_loop_t *loop, store *s, const rn_conf *conf, net_http *http,
 	uv_timer_init(loop, &sc->wake_timer);
 	uv_timer_init(loop, &sc->step_timer);
 	uv_timer_init(loop, &sc->grace_timer);
+	uv_timer_init(loop, &sc->full_timer);
 	sc->scan_timer.data = sc->wake_timer.data = sc;
 	sc->step_timer.data = sc->grace_timer.data = sc;
+	sc->full_timer.data = sc;
+	sc->pend_tail = &sc->pend_head;
 	*out = sc;
 	return RN_OK;
 }
@@ -925,7 +1287,16 @@ maybe_finish(sched *sc)
 	free_waiters(sc->waiters);
 	free_waiters(sc->next_waiters);
 	sc->waiters = sc->next_waiters = NULL;
-	sc->handles_open = 4;
+	if (sc->npending > 0) {
+		char n[24];
+		snprintf(n, sizeof(n), "%zu", sc->npending);
+		log_kv(RN_LOG_WARN, "outcomes not recorded (database full); "
+		       "their jobs are pushed again at the next start",
+		       "count", n, NULL);
+	}
+	pending_free_all(sc);
+	sc->handles_open = 5;
+	uv_close((uv_handle_t *)&sc->full_timer, on_closed);
 	uv_close((uv_handle_t *)&sc->scan_timer, on_closed);
 	uv_close((uv_handle_t *)&sc->wake_timer, on_closed);
 	uv_close((uv_handle_t *)&sc->step_timer, on_closed);
@@ -955,6 +1326,7 @@ sched_stop(sched *sc, int64_t grace_ms, void (*done)(void *arg), void *arg)
 	uv_timer_stop(&sc->scan_timer);
 	uv_timer_stop(&sc->wake_timer);
 	uv_timer_stop(&sc->step_timer);
+	uv_timer_stop(&sc->full_timer);
 	if (sc->in_flight > 0) {
 		char n[16];
 		snprintf(n, sizeof(n), "%zu", sc->in_flight);

@@ -28,6 +28,8 @@ typedef struct sched_scan {
 	int64_t due;	/* due certificates read */
 	int64_t enqueued;
 	double duration_ms;
+	int rc;		/* 0, or why the scan stopped (RN_EFULL: it runs
+			 * again once the database has room) */
 } sched_scan;
 
 typedef void (*sched_scan_cb)(void *arg, const sched_scan *res);
@@ -84,6 +86,18 @@ int sched_job_repush(sched *sc, int64_t job_id, const char *event,
  */
 int sched_mdm_command(sched *sc, const char *host, const char *request_type,
 		      int64_t job_id);
+/*
+ * A full database (a write failed with RN_EFULL): the scheduler takes no
+ * new work, keeps the outcomes of attempts in flight in memory, and
+ * probes the store with a small write after 1 s, doubling to 30 s; when
+ * the probe succeeds it writes what it held, scans again and resumes.
+ * sched_store_full: 0 when the store is writable, else the seconds until
+ * the next probe (for Retry-After). sched_store_error: tell the
+ * scheduler that a write elsewhere (HTTP routes) failed with rc; only
+ * RN_EFULL matters.
+ */
+int64_t sched_store_full(const sched *sc);
+void sched_store_error(sched *sc, int rc, const char *during);
 /* For --once and status. */
 size_t sched_in_flight(const sched *sc);
 int sched_failures(const sched *sc);

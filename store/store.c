@@ -6,6 +6,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@
 enum {
 	ST_HOST_UPSERT, ST_HOST_GET, ST_PROFILE_UPSERT, ST_PROFILE_GET,
 	ST_HP_ADD, ST_CERT_INSERT, ST_CERT_DUP, ST_CERT_SUPERSEDE,
-	ST_CERT_GET, ST_CERT_CURRENT, ST_SCAN_SELECT, ST_SCAN_MARK,
+	ST_CERT_GET, ST_CERT_CURRENT, ST_SCAN_MARK,
 	ST_NEXT_DUE, ST_JOB_INSERT, ST_JOB_OPEN, ST_JOB_GET, ST_JOB_BY_RID,
 	ST_JOBS_DUE, ST_JOBS_NEXT, ST_JOB_START, ST_RID_INSERT,
 	ST_JOB_PUSHED, ST_JOB_RETRYWAIT, ST_JOB_FINAL, ST_CERT_REARM,
@@ -34,15 +35,32 @@ enum {
 	ST_NOTIF_NEXT, ST_NOTIF_LEASE, ST_NOTIF_DONE, ST_NOTIF_RETRY,
 	ST_NOTIF_GIVEUP, ST_NOTIF_PRUNE, ST_ALERT_GET, ST_ALERT_PUT,
 	ST_ALERT_DEL, ST_EXPIRY_SELECT,
+	/* disk-full handling: a write that leaves nothing behind */
+	ST_PROBE_PUT, ST_PROBE_DEL,
 	/* metrics and health */
 	ST_STATS_EXPIRY, ST_NOTIF_PENDING, ST_PING,
+	/* the set-based due scan */
+	ST_SCAN_BOUND, ST_SCAN_COUNT, ST_JOB_MAXID, ST_SCAN_ENQUEUE,
+	ST_SCAN_EVENTS, ST_SCAN_DEQUEUE,
 	ST__COUNT
 };
+
+/* WAL frames before the checkpoint thread is woken, and before a commit
+ * checkpoints inline because the thread has not kept up. */
+#define CKPT_WAKE_FRAMES 1000
+#define CKPT_INLINE_FRAMES 16384
 
 struct store {
 	sqlite3 *db;
 	int readonly;
 	sqlite3_stmt *st[ST__COUNT];
+	/* store_checkpoint_start: a thread with its own connection */
+	sqlite3 *ckpt_db;
+	pthread_t ckpt_thread;
+	pthread_mutex_t ckpt_mu;
+	pthread_cond_t ckpt_cv;
+	int ckpt_on, ckpt_want, ckpt_stop;
+	int ckpt_frames; /* WAL size at the last wake (committing thread) */
 };
 
 /*
@@ -105,11 +123,34 @@ static const char *const sql_text[ST__COUNT] = {
 			    " FROM managed_certificates WHERE host_uuid = ?1 "
 			    "AND profile_uuid = ?2 AND ca_name = ?3 AND "
 			    "state = 'active'",
-	[ST_SCAN_SELECT] = "SELECT s.cert_id, c.host_uuid, c.profile_uuid, "
-			   "c.ca_name, s.renew_at FROM renewal_schedule s "
-			   "JOIN managed_certificates c ON c.id = s.cert_id "
-			   "WHERE s.renew_at <= ?1 ORDER BY s.renew_at "
-			   "LIMIT ?2",
+	/*
+	 * A scan batch is the first `limit` rows of the due queue, up to
+	 * and including the key (renew_at, cert_id) found by ST_SCAN_BOUND,
+	 * handled by four set-based statements: one INSERT ... SELECT for
+	 * the jobs, one for their events, one range DELETE. Per-row
+	 * statements cost 3 executions per certificate, each rebuilding the
+	 * CHECK constraints' IN lists.
+	 */
+	[ST_SCAN_BOUND] = "SELECT renew_at, cert_id FROM renewal_schedule "
+			  "WHERE renew_at <= ?1 ORDER BY renew_at, cert_id "
+			  "LIMIT 1 OFFSET ?2",
+	[ST_SCAN_COUNT] = "SELECT COUNT(*) FROM renewal_schedule WHERE "
+			  "renew_at <= ?1",
+	[ST_JOB_MAXID] = "SELECT MAX(id) FROM renewal_jobs",
+	[ST_SCAN_ENQUEUE] =
+	    "INSERT INTO renewal_jobs (host_uuid, profile_uuid, ca_name, kind, "
+	    "cert_id, state, attempts, next_attempt_at, created_at, "
+	    "updated_at) SELECT c.host_uuid, c.profile_uuid, c.ca_name, "
+	    "'renew', s.cert_id, 'queued', 0, ?1, ?1, ?1 FROM "
+	    "renewal_schedule s JOIN managed_certificates c ON "
+	    "c.id = s.cert_id WHERE (s.renew_at, s.cert_id) <= (?2, ?3) "
+	    "ORDER BY s.renew_at, s.cert_id ON CONFLICT DO NOTHING",
+	[ST_SCAN_EVENTS] = "INSERT INTO job_events (job_id, at, event, "
+			   "detail) SELECT id, ?1, 'enqueued', 'certificate ' "
+			   "|| cert_id || ' is due' FROM renewal_jobs WHERE "
+			   "id > ?2 ORDER BY id",
+	[ST_SCAN_DEQUEUE] = "DELETE FROM renewal_schedule WHERE "
+			    "(renew_at, cert_id) <= (?1, ?2)",
 	[ST_SCAN_MARK] = "DELETE FROM renewal_schedule WHERE cert_id = ?1 AND "
 			 "renew_at = (SELECT renew_at FROM "
 			 "managed_certificates WHERE id = ?1)",
@@ -249,8 +290,14 @@ static const char *const sql_text[ST__COUNT] = {
 			  "AND state IN " OPEN_STATES,
 	[ST_CERT_SET_RENEW_AT] = "UPDATE managed_certificates SET renew_at = "
 				 "?2, policy = ?3 WHERE id = ?1",
+	/*
+	 * A rowid range, never the (state, ...) index: through mc_state_expiry
+	 * each batch read and sorted every active row (1M certificates: a
+	 * 3.5-minute start-up with the loop starved). `+state` keeps the
+	 * planner on the rowid.
+	 */
 	[ST_REARM_SELECT] = "SELECT " CERT_COLS " FROM managed_certificates "
-			    "WHERE id > ?1 AND state = 'active' ORDER BY id "
+			    "WHERE id > ?1 AND +state = 'active' ORDER BY id "
 			    "LIMIT ?2",
 	[ST_JOBS_LIST] = "SELECT " JOB_COLS " FROM renewal_jobs ORDER BY id "
 			 "DESC LIMIT ?1",
@@ -312,6 +359,13 @@ static const char *const sql_text[ST__COUNT] = {
 	[ST_NOTIF_PENDING] = "SELECT COUNT(*) FROM notifications WHERE "
 			     "state = 'pending'",
 	[ST_PING] = "SELECT 1 FROM hosts LIMIT 1",
+	/* An UPDATE that changes nothing writes no page; an insert and a
+	 * delete in one transaction do. mdm_events is a dedup table that
+	 * never sees this key from outside (event IDs come from MDMs). */
+	[ST_PROBE_PUT] = "INSERT OR REPLACE INTO mdm_events (event_id, topic, "
+			 "received_at) VALUES (' renewd write probe', NULL, ?1)",
+	[ST_PROBE_DEL] = "DELETE FROM mdm_events WHERE event_id = "
+			 "' renewd write probe'",
 };
 
 /* ---- plumbing --------------------------------------------------------- */
@@ -349,6 +403,15 @@ sqerr(store *s, int rc)
 	case SQLITE_FULL:
 		log_errorx("database is full: %s", sqlite3_errmsg(s->db));
 		return RN_EFULL;
+	case SQLITE_IOERR:
+		/* e.g. the -shm file could not grow: the disk is full too */
+		if (sqlite3_system_errno(s->db) == ENOSPC) {
+			log_errorx("database is full: %s: %s",
+				   sqlite3_errmsg(s->db), strerror(ENOSPC));
+			return RN_EFULL;
+		}
+		log_errorx("database error: %s", sqlite3_errmsg(s->db));
+		return RN_ESTORE;
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
 		return RN_EBUSY;
@@ -698,6 +761,96 @@ store_open(const char *path, int readonly, store **out, char **errmsg)
 	return RN_OK;
 }
 
+/* ---- background checkpoints ------------------------------------------- */
+
+/*
+ * SQLite's automatic checkpoint runs inside the commit that crosses 1000
+ * WAL frames, on the committing thread: for the daemon that is the loop,
+ * stalled for the copy and the fsync (measured up to 0.5 s inside a scan
+ * batch on a busy disk). With store_checkpoint_start the commit only wakes
+ * a thread that checkpoints (PASSIVE: it never blocks the writer) on a
+ * connection of its own. Should the WAL still reach CKPT_INLINE_FRAMES
+ * (the thread cannot finish while commits keep coming), the commit
+ * checkpoints inline as before, so the WAL stays bounded.
+ */
+static int
+on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	store *s = arg;
+
+	if (frames < s->ckpt_frames)
+		s->ckpt_frames = 0; /* the WAL was reset */
+	if (frames >= CKPT_INLINE_FRAMES) {
+		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE,
+					  NULL, NULL);
+		s->ckpt_frames = frames;
+	} else if (frames - s->ckpt_frames >= CKPT_WAKE_FRAMES) {
+		/* once per CKPT_WAKE_FRAMES new frames, not every commit */
+		s->ckpt_frames = frames;
+		pthread_mutex_lock(&s->ckpt_mu);
+		s->ckpt_want = 1;
+		pthread_cond_signal(&s->ckpt_cv);
+		pthread_mutex_unlock(&s->ckpt_mu);
+	}
+	return SQLITE_OK;
+}
+
+static void *
+ckpt_main(void *arg)
+{
+	store *s = arg;
+
+	pthread_mutex_lock(&s->ckpt_mu);
+	for (;;) {
+		while (!s->ckpt_want && !s->ckpt_stop)
+			pthread_cond_wait(&s->ckpt_cv, &s->ckpt_mu);
+		if (s->ckpt_stop)
+			break;
+		s->ckpt_want = 0;
+		pthread_mutex_unlock(&s->ckpt_mu);
+		/* SQLITE_BUSY (another checkpoint runs) is fine: next time */
+		sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL,
+					  SQLITE_CHECKPOINT_PASSIVE, NULL,
+					  NULL);
+		pthread_mutex_lock(&s->ckpt_mu);
+	}
+	pthread_mutex_unlock(&s->ckpt_mu);
+	return NULL;
+}
+
+int
+store_checkpoint_start(store *s, const char *path)
+{
+	int rc;
+
+	if (s->readonly || s->ckpt_on)
+		return RN_EINVAL;
+	rc = sqlite3_open_v2(path, &s->ckpt_db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		log_errorx("cannot open database '%s' for checkpoints: %s",
+			   path, s->ckpt_db ? sqlite3_errmsg(s->ckpt_db)
+					    : "out of memory");
+		sqlite3_close(s->ckpt_db);
+		s->ckpt_db = NULL;
+		return RN_ESTORE;
+	}
+	sqlite3_busy_timeout(s->ckpt_db, 1000);
+	pthread_mutex_init(&s->ckpt_mu, NULL);
+	pthread_cond_init(&s->ckpt_cv, NULL);
+	if (pthread_create(&s->ckpt_thread, NULL, ckpt_main, s) != 0) {
+		pthread_cond_destroy(&s->ckpt_cv);
+		pthread_mutex_destroy(&s->ckpt_mu);
+		sqlite3_close(s->ckpt_db);
+		s->ckpt_db = NULL;
+		return RN_ENOMEM;
+	}
+	s->ckpt_on = 1;
+	/* replaces SQLite's own auto-checkpoint on this connection */
+	sqlite3_wal_hook(s->db, on_wal_commit, s);
+	return RN_OK;
+}
+
 void
 store_close(store *s)
 {
@@ -705,6 +858,17 @@ store_close(store *s)
 
 	if (s == NULL)
 		return;
+	if (s->ckpt_on) {
+		sqlite3_wal_hook(s->db, NULL, NULL);
+		pthread_mutex_lock(&s->ckpt_mu);
+		s->ckpt_stop = 1;
+		pthread_cond_signal(&s->ckpt_cv);
+		pthread_mutex_unlock(&s->ckpt_mu);
+		pthread_join(s->ckpt_thread, NULL);
+		pthread_cond_destroy(&s->ckpt_cv);
+		pthread_mutex_destroy(&s->ckpt_mu);
+		sqlite3_close(s->ckpt_db);
+	}
 	for (i = 0; i < ST__COUNT; i++)
 		sqlite3_finalize(s->st[i]);
 	sqlite3_close(s->db);
@@ -1248,89 +1412,110 @@ store_certs_rearm(store *s, int64_t after, int limit, store_renew_at_cb cb,
 
 /* ---- scan ------------------------------------------------------------- */
 
-typedef struct due_row {
-	int64_t id, renew_at;
-	char *host, *profile, *ca;
-} due_row;
+/* One integer column of a one-row statement; *found = 0 without a row. */
+static int
+step_int(store *s, sqlite3_stmt *st, int col, int64_t *v, int *found)
+{
+	int rc = sqlite3_step(st);
 
+	*found = rc == SQLITE_ROW;
+	if (rc == SQLITE_ROW)
+		*v = sqlite3_column_int64(st, col);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RN_OK : sqerr(s, rc);
+}
+
+/*
+ * One batch in one transaction, set-based: the batch ends at the key of
+ * its limit-th due row (or at now when fewer are due), every row up to it
+ * gets a job (unless its triple has an open one) and an 'enqueued' event,
+ * and the range leaves the queue. New jobs are the rows after the largest
+ * job id before the insert: nothing else writes inside the transaction.
+ */
 int
 store_scan_due(store *s, int64_t now, int limit, int *seen, int *enqueued)
 {
 	sqlite3_stmt *st;
-	due_row *rows;
-	int count = 0, i, rc, own, changes;
+	int64_t bound_at = now, bound_id = INT64_MAX, maxid = 0, v = 0;
+	int own, rc, found, changes = 0;
 
 	*seen = *enqueued = 0;
-	rows = calloc((size_t)limit, sizeof(*rows));
-	if (rows == NULL)
-		return RN_ENOMEM;
+	if (limit < 1)
+		return RN_EINVAL;
 	rc = tx_begin(s, &own);
-	if (rc) {
-		free(rows);
+	if (rc)
 		return rc;
-	}
-	st = stmt(s, ST_SCAN_SELECT);
-	if (st == NULL) {
+	if ((st = stmt(s, ST_SCAN_BOUND)) == NULL) {
 		rc = RN_ESTORE;
 		goto out;
 	}
 	sqlite3_bind_int64(st, 1, now);
-	sqlite3_bind_int(st, 2, limit);
-	while (count < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		rows[count].id = sqlite3_column_int64(st, 0);
-		rows[count].host = col_text(st, 1);
-		rows[count].profile = col_text(st, 2);
-		rows[count].ca = col_text(st, 3);
-		rows[count].renew_at = sqlite3_column_int64(st, 4);
-		count++;
-	}
+	sqlite3_bind_int(st, 2, limit - 1);
+	rc = step_int(s, st, 0, &bound_at, &found);
+	if (rc == RN_OK && found)
+		bound_id = sqlite3_column_int64(st, 1);
 	sqlite3_reset(st);
-	rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? RN_OK : sqerr(s, rc);
-	for (i = 0; rc == RN_OK && i < count; i++) {
-		st = stmt(s, ST_JOB_INSERT);
-		if (st == NULL) {
+	if (rc)
+		goto out;
+	if (found) {
+		*seen = limit;
+	} else {
+		bound_at = now;
+		if ((st = stmt(s, ST_SCAN_COUNT)) == NULL) {
 			rc = RN_ESTORE;
-			break;
+			goto out;
 		}
-		bind_text(st, 1, rows[i].host);
-		bind_text(st, 2, rows[i].profile);
-		bind_text(st, 3, rows[i].ca);
-		bind_text(st, 4, "renew");
-		sqlite3_bind_int64(st, 5, rows[i].id);
-		sqlite3_bind_int64(st, 6, now);
-		rc = exec_stmt(s, st, &changes);
+		sqlite3_bind_int64(st, 1, now);
+		rc = step_int(s, st, 0, &v, &found);
+		sqlite3_reset(st);
 		if (rc)
-			break;
-		if (changes == 1) {
-			char d[64];
-			snprintf(d, sizeof(d), "certificate %lld is due",
-				 (long long)rows[i].id);
-			rc = event_insert(s, sqlite3_last_insert_rowid(s->db),
-					  "enqueued", d, now);
-			(*enqueued)++;
-		}
-		/* With or without a new job (an open one renews it), the
-		 * certificate leaves the due queue. */
-		st = stmt(s, ST_SCHED_DELETE);
-		if (rc == RN_OK && st == NULL)
-			rc = RN_ESTORE;
-		if (rc == RN_OK) {
-			sqlite3_bind_int64(st, 1, rows[i].renew_at);
-			sqlite3_bind_int64(st, 2, rows[i].id);
-			rc = exec_stmt(s, st, NULL);
-		}
+			goto out;
+		*seen = (int)v;
 	}
-	*seen = count;
+	if (*seen == 0)
+		goto out;
+	if ((st = stmt(s, ST_JOB_MAXID)) == NULL) {
+		rc = RN_ESTORE;
+		goto out;
+	}
+	rc = step_int(s, st, 0, &maxid, &found);
+	sqlite3_reset(st);
+	if (rc)
+		goto out;
+	if ((st = stmt(s, ST_SCAN_ENQUEUE)) == NULL) {
+		rc = RN_ESTORE;
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 2, bound_at);
+	sqlite3_bind_int64(st, 3, bound_id);
+	rc = exec_stmt(s, st, &changes);
+	if (rc)
+		goto out;
+	*enqueued = changes;
+	if (changes > 0) {
+		if ((st = stmt(s, ST_SCAN_EVENTS)) == NULL) {
+			rc = RN_ESTORE;
+			goto out;
+		}
+		sqlite3_bind_int64(st, 1, now);
+		sqlite3_bind_int64(st, 2, maxid);
+		rc = exec_stmt(s, st, NULL);
+		if (rc)
+			goto out;
+	}
+	/* With or without a new job (an open one renews it), the
+	 * certificates leave the due queue. */
+	if ((st = stmt(s, ST_SCAN_DEQUEUE)) == NULL) {
+		rc = RN_ESTORE;
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, bound_at);
+	sqlite3_bind_int64(st, 2, bound_id);
+	rc = exec_stmt(s, st, NULL);
 out:
 	rc = tx_end(s, own, rc);
 	if (rc)
-		*enqueued = 0;
-	for (i = 0; i < count; i++) {
-		free(rows[i].host);
-		free(rows[i].profile);
-		free(rows[i].ca);
-	}
-	free(rows);
+		*seen = *enqueued = 0;
 	return rc;
 }
 
@@ -1594,9 +1779,11 @@ store_job_start(store *s, int64_t id, const char *new_renewal_id,
 		 out->renewal_id);
 	rc = event_insert(s, id, "attempt_started", d, now);
 out:
+	/* the commit can fail too (a full disk): then *out is not set */
+	rc = tx_end(s, own, rc);
 	if (rc)
 		store_job_release(out);
-	return tx_end(s, own, rc);
+	return rc;
 }
 
 int
@@ -1800,6 +1987,55 @@ store_jobs_recover(store *s, int64_t now, int *n)
 	free(ids);
 	if (rc == RN_OK)
 		*n = (int)cnt;
+	return tx_end(s, own, rc);
+}
+
+int
+store_job_requeue(store *s, int64_t id, const char *detail, int64_t now)
+{
+	sqlite3_stmt *st;
+	int own, rc, changes = 0;
+
+	rc = tx_begin(s, &own);
+	if (rc)
+		return rc;
+	st = stmt(s, ST_JOB_RECOVER);
+	if (st == NULL) {
+		rc = RN_ESTORE;
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, now);
+	rc = exec_stmt(s, st, &changes);
+	if (rc == RN_OK && changes == 0)
+		rc = RN_EBUSY;
+	if (rc == RN_OK)
+		rc = event_insert(s, id, "requeued", detail, now);
+out:
+	return tx_end(s, own, rc);
+}
+
+int
+store_write_probe(store *s, int64_t now)
+{
+	sqlite3_stmt *st;
+	int own, rc;
+
+	rc = tx_begin(s, &own);
+	if (rc)
+		return rc;
+	st = stmt(s, ST_PROBE_PUT);
+	if (st == NULL) {
+		rc = RN_ESTORE;
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, now);
+	rc = exec_stmt(s, st, NULL);
+	if (rc == RN_OK && (st = stmt(s, ST_PROBE_DEL)) == NULL)
+		rc = RN_ESTORE;
+	if (rc == RN_OK)
+		rc = exec_stmt(s, st, NULL);
+out:
 	return tx_end(s, own, rc);
 }
 

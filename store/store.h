@@ -93,7 +93,19 @@ void store_profile_release(store_profile *p);
  * newer schema. On failure *errmsg (malloc'd) says why.
  */
 int store_open(const char *path, int readonly, store **out, char **errmsg);
+/*
+ * Close; a checkpoint thread (below) is stopped and joined first. The
+ * last connection to close checkpoints the whole WAL.
+ */
 void store_close(store *s);
+/*
+ * For the daemon: WAL checkpoints on a thread of their own, with a second
+ * connection to `path`, instead of inside the commit that crosses 1000 WAL
+ * frames on the caller's (loop) thread. A commit still checkpoints inline
+ * when the WAL reaches 16384 frames, so it stays bounded. Read-write
+ * stores only; at most once per store.
+ */
+int store_checkpoint_start(store *s, const char *path);
 /* Last SQLite error text of this connection. */
 const char *store_errmsg(store *s);
 int store_schema_version(store *s);
@@ -268,6 +280,15 @@ int store_job_event(store *s, int64_t id, const char *event,
 /* At start-up: running -> queued (the attempt did not finish and does not
  * count); returns the number of jobs recovered through *n. */
 int store_jobs_recover(store *s, int64_t now, int *n);
+/* The same for one job whose attempt never reached the MDM (its profile
+ * could not be rendered into a full database), with a 'requeued' event;
+ * RN_EBUSY when the job is not running. */
+int store_job_requeue(store *s, int64_t id, const char *detail, int64_t now);
+/*
+ * Write a row and delete it again in one transaction: RN_OK when the
+ * database can take a write now, RN_EFULL while the disk is full.
+ */
+int store_write_probe(store *s, int64_t now);
 
 typedef struct store_event {
 	int64_t id, job_id, at;

@@ -1218,6 +1218,62 @@ test_migrate_from_v1(void **state)
 	store_host_release(&h);
 }
 
+/*
+ * What the scheduler uses while the disk is full: a write probe that
+ * leaves nothing behind, and putting back a job whose attempt never got
+ * out (it does not count, and keeps its renewal ID).
+ */
+static void
+test_full_disk_helpers(void **state)
+{
+	fx *f = *state;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	store_job j;
+	int64_t id = 0;
+	int rows = -1;
+
+	assert_int_equal(store_write_probe(f->s, NOW), RN_OK);
+	assert_int_equal(store_write_probe(f->s, NOW + 1), RN_OK);
+	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY,
+					 NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM "
+					    "mdm_events", -1, &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	rows = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	assert_int_equal(rows, 0);
+
+	assert_int_equal(store_job_enqueue(f->s, f->hosts[0], PROF2, CA,
+					   "issue", 0, "new", NOW, &id),
+			 RN_OK);
+	/* only a running job can be put back */
+	assert_int_equal(store_job_requeue(f->s, id, "full", NOW), RN_EBUSY);
+	assert_int_equal(store_job_start(f->s, id, "RID-F1", NOW + 1, &j),
+			 RN_OK);
+	assert_int_equal(j.attempts, 1);
+	store_job_release(&j);
+	assert_int_equal(store_job_requeue(f->s, id, "database full",
+					   NOW + 2),
+			 RN_OK);
+	get_job(f->s, id, &j);
+	assert_string_equal(j.state, JOB_QUEUED);
+	assert_int_equal(j.attempts, 0);
+	assert_string_equal(j.renewal_id, "RID-F1");
+	assert_true(j.next_attempt_at == NOW + 2);
+	store_job_release(&j);
+	expect_events(f->s, id, "enqueued,attempt_started,requeued");
+	/* the next attempt is the first one again, with the same ID */
+	assert_int_equal(store_job_start(f->s, id, "RID-F2", NOW + 3, &j),
+			 RN_OK);
+	assert_int_equal(j.attempts, 1);
+	assert_string_equal(j.renewal_id, "RID-F1");
+	store_job_release(&j);
+}
+
 int
 main(void)
 {
@@ -1252,6 +1308,8 @@ main(void)
 						setup_data, teardown),
 		cmocka_unit_test_setup_teardown(test_mdm_ingest, setup_data,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_full_disk_helpers,
+						setup_data, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""End to end: N devsim devices (default 1,000; 10,000 takes most of an
+hour on 2 cores) enroll through renewd's SCEP proxy against micromdm
+scepserver, then every certificate is renewed the same way, each renewal
+verified by the device's CertificateList. Prints the wall time and the
+renewals per second of the renewal phase (and of the first enrollment),
+where the CPU time went (renewd, scepserver, devsim, and devsim's child
+processes: one `openssl genrsa` and one scepclient per device), and the
+cost of one device's key generation and scepclient run measured alone.
+With N below 10,000 the time for 10,000 is extrapolated, and labelled so.
+
+    bench_e2e.py [--devices N] [--concurrency C]
+"""
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import os
+import plistlib
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as bl  # noqa: E402
+from bench_proxy import start_scepserver  # noqa: E402
+
+HMAC_KEY = "bench-hmac-key"
+API_KEY = "bench-nano-key"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pid):
+    """(own CPU s, reaped children's CPU s) of a live process."""
+    with open("/proc/%d/stat" % pid) as f:
+        p = f.read().rsplit(")", 1)[1].split()
+    return ((int(p[11]) + int(p[12])) / TICK,
+            (int(p[13]) + int(p[14])) / TICK)
+
+
+def post_webhooks(url, udids, threads=4):
+    """A signed TokenUpdate for each device (as NanoMDM would send)."""
+    todo = list(udids)
+    lock = threading.Lock()
+    errors = []
+
+    def worker():
+        while True:
+            with lock:
+                if not todo:
+                    return
+                udid = todo.pop()
+            payload = {"MessageType": "TokenUpdate", "UDID": udid,
+                       "SerialNumber": "SN" + udid.replace("-", "")}
+            body = json.dumps({
+                "topic": "mdm.TokenUpdate", "event_id": str(uuid.uuid4()),
+                "created_at": "2026-01-01T00:00:00Z",
+                "checkin_event": {"udid": udid, "raw_payload":
+                                  base64.b64encode(plistlib.dumps(
+                                      payload)).decode()}}).encode()
+            req = urllib.request.Request(url, data=body, method="POST")
+            req.add_header("Content-Type", "application/json")
+            req.add_header("X-Hmac-Signature", base64.b64encode(
+                hmac.new(HMAC_KEY.encode(), body,
+                         hashlib.sha256).digest()).decode())
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    r.read()
+            except OSError as e:
+                errors.append("%s: %s" % (udid, e))
+
+    ts = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    if errors:
+        bl.note("%d webhooks failed, first: %s" % (len(errors), errors[0]))
+
+
+def counts(db, kind):
+    c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=30)
+    try:
+        rows = c.execute("SELECT state, COUNT(*) FROM renewal_jobs WHERE "
+                         "kind = ? GROUP BY state", (kind,)).fetchall()
+    finally:
+        c.close()
+    return dict(rows)
+
+
+def wait_verified(db, kind, n, r, timeout):
+    t0 = time.monotonic()
+    last = None
+    while time.monotonic() - t0 < timeout:
+        c = counts(db, kind)
+        if c != last:
+            last = c
+        if c.get("verified", 0) + c.get("failed", 0) >= n:
+            break
+        if r.proc.poll() is not None:
+            sys.exit("bench: renewd died:\n" + r.tail())
+        time.sleep(0.5)
+    return time.monotonic() - t0, last
+
+
+def alone_costs(d, ca_url, reps=10):
+    """Wall and CPU of one `openssl genrsa 2048` and one scepclient run
+    (direct to scepserver), each repeated `reps` times, one at a time."""
+    res = {}
+    key = os.path.join(d, "alone.key")
+    t0 = time.monotonic()
+    c0 = os.times()
+    for _ in range(reps):
+        subprocess.run(["openssl", "genrsa", "-traditional", "-out", key,
+                        "2048"], check=True, capture_output=True)
+    c1 = os.times()
+    res["genrsa"] = ((time.monotonic() - t0) / reps,
+                     (c1.children_user + c1.children_system -
+                      c0.children_user - c0.children_system) / reps)
+    t0 = time.monotonic()
+    for i in range(reps):
+        w = os.path.join(d, "alone%d" % i)
+        os.mkdir(w)
+        subprocess.run(["scepclient", "-server-url", ca_url, "-challenge",
+                        bl.CHALLENGE, "-cn", "alone %d %s" % (i, uuid.uuid4()),
+                        "-private-key", key, "-certificate",
+                        os.path.join(w, "c.pem")], cwd=w, check=True,
+                       capture_output=True)
+    c2 = os.times()
+    res["scepclient"] = ((time.monotonic() - t0) / reps,
+                         (c2.children_user + c2.children_system -
+                          c1.children_user - c1.children_system) / reps)
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--devices", type=int, default=1000)
+    ap.add_argument("--concurrency", type=int, default=16,
+                    help="devices enrolling at once in devsim")
+    ap.add_argument("--timeout", type=int, default=3600)
+    a = ap.parse_args()
+    n = a.devices
+    d = bl.workdir("e2e")
+    print("## End to end: %d devsim devices renewed through the proxy and "
+          "scepserver" % n)
+    print()
+    print("machine: %s" % bl.machine())
+    ca_proc, ca_url, _ = start_scepserver(d)
+    costs = alone_costs(d, ca_url)
+    hmac_f = os.path.join(d, "hmac")
+    key_f = os.path.join(d, "nano")
+    with open(hmac_f, "w") as f:
+        f.write(HMAC_KEY + "\n")
+    with open(key_f, "w") as f:
+        f.write(API_KEY + "\n")
+    port = bl.free_port()
+    http_port = bl.free_port()
+    slog = open(os.path.join(d, "devsim.log"), "w")
+    sim = subprocess.Popen([
+        os.path.join(bl.build_dir(), "devsim"), "--listen",
+        "127.0.0.1:%d" % port, "--webhook",
+        "http://127.0.0.1:%d/webhook/mdm" % http_port, "--hmac-key-file",
+        hmac_f, "--api-key-file", key_f, "--devices", str(n),
+        "--concurrency", str(a.concurrency)], stdout=slog,
+        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    slog.close()
+    mdm = ("  driver: nanomdm\n  url: http://127.0.0.1:%d\n"
+           "  api_key_file: %s\n  timeout: 30s\n" % (port, json.dumps(key_f)))
+    pol = ("    renew_before: 30d\n    smear: 0s\n    max_attempts: 8\n"
+           "    backoff: { initial: 5s, max: 1m }\n"
+           "    verify_timeout: 30m\n")
+    cfg_args = dict(http_extra="  webhook_hmac_key_file: %s\n" %
+                    json.dumps(hmac_f), policy=pol, log_level="warn")
+    cfg = bl.renewd_config(d, mdm, http_port, ca_url, **cfg_args)
+    db = os.path.join(d, "renewd.db")
+    r = bl.Renewd(d, cfg)
+    rows = []
+    try:
+        udids = ["dev-%04d" % i for i in range(1, n + 1)]
+        cpu0 = {"renewd": r.schedstat()[0] / 1e9,
+                "scepserver": proc_cpu(ca_proc.pid)[0],
+                "devsim": proc_cpu(sim.pid)[0],
+                "children": proc_cpu(sim.pid)[1]}
+        t0 = time.monotonic()
+        post_webhooks("http://127.0.0.1:%d/webhook/mdm" % http_port, udids)
+        t_issue, c_issue = wait_verified(db, "issue", n, r, a.timeout)
+        bl.note("issue: %s in %.1f s" % (c_issue, t_issue))
+
+        # Every certificate due 0.0001% of its year after issue (~32 s).
+        # Reload, then trigger once they are all due.
+        pol_due = pol.replace("    renew_before: 30d\n",
+                              "    renew_at_percent: 0.0001\n")
+        cfg = bl.renewd_config(d, mdm, http_port, ca_url,
+                               **dict(cfg_args, policy=pol_due))
+        r.proc.send_signal(signal.SIGHUP)
+        time.sleep(40)
+        r.wait_idle(quiet=0.5)
+        mid = {"renewd": r.schedstat()[0] / 1e9,
+               "scepserver": proc_cpu(ca_proc.pid)[0],
+               "devsim": proc_cpu(sim.pid)[0],
+               "children": proc_cpu(sim.pid)[1]}
+        t1 = time.monotonic()
+        r.call("trigger")
+        t_renew, c_renew = wait_verified(db, "renew", n, r, a.timeout)
+        end = {"renewd": r.schedstat()[0] / 1e9,
+               "scepserver": proc_cpu(ca_proc.pid)[0],
+               "devsim": proc_cpu(sim.pid)[0],
+               "children": proc_cpu(sim.pid)[1]}
+        bl.note("renew: %s in %.1f s (trigger at +%.1f s)" % (
+            c_renew, t_renew, t1 - t0))
+        hwm = r.hwm_kib()
+    finally:
+        r.stop()
+        sim.send_signal(signal.SIGTERM)
+        try:
+            sim.wait(30)
+        except subprocess.TimeoutExpired:
+            sim.kill()
+        ca_proc.terminate()
+        ca_proc.wait(30)
+
+    ok_i = c_issue.get("verified", 0)
+    ok_r = c_renew.get("verified", 0)
+    rate_i = ok_i / t_issue
+    rate_r = ok_r / t_renew
+    rows.append(["first enrollment (issue jobs)", "%d/%d verified" % (
+        ok_i, n), "%.1f s" % t_issue, "%.1f/s" % rate_i])
+    rows.append(["renewal (renew jobs)", "%d/%d verified" % (ok_r, n),
+                 "%.1f s" % t_renew, "%.1f/s" % rate_r])
+    if n < 10000:
+        rows.append(["10,000 devices, EXTRAPOLATED linearly from %d" % n,
+                     "-", "%.0f s" % (t_renew * 10000.0 / n),
+                     "%.1f/s" % rate_r])
+    bl.table("end to end (release build; devsim --concurrency %d)" %
+             a.concurrency, ["phase", "result", "wall", "per second"], rows)
+
+    spent = {k: end[k] - mid[k] for k in end}
+    total = sum(spent.values())
+    crow = []
+    for k, label in (("children", "devsim's children: openssl genrsa + "
+                      "scepclient (sh -c wrapper)"),
+                     ("scepserver", "scepserver (the CA)"),
+                     ("renewd", "renewd"), ("devsim", "devsim itself")):
+        crow.append([label, "%.1f s" % spent[k], "%.0f%%" % (
+            100.0 * spent[k] / total if total else 0),
+            "%.1f ms" % (spent[k] / max(ok_r, 1) * 1e3)])
+    crow.append(["all four", "%.1f s" % total, "100%",
+                 "%.1f ms" % (total / max(ok_r, 1) * 1e3)])
+    crow.append(["wall x 2 cores", "%.1f s" % (2 * t_renew), "", ""])
+    bl.table("where the CPU went during the renewal phase",
+             ["process", "CPU", "share", "per renewal"], crow)
+    bl.table("one device's work measured alone (%s)" % "10 runs, one at a "
+             "time", ["step", "wall", "CPU"],
+             [["openssl genrsa 2048 (process + keygen)",
+               "%.1f ms" % (costs["genrsa"][0] * 1e3),
+               "%.1f ms" % (costs["genrsa"][1] * 1e3)],
+              ["scepclient against scepserver directly",
+               "%.1f ms" % (costs["scepclient"][0] * 1e3),
+               "%.1f ms (client only)" % (costs["scepclient"][1] * 1e3)]])
+    print()
+    print("renewd peak RSS %.1f MiB; load after: %s" % (hwm / 1024.0,
+                                                       bl.loadavg()))
+    subprocess.run(["rm", "-rf", d])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""SCEP proxy overhead: the same requests sent to micromdm scepserver
+directly and through renewd's proxy, in the same run, with N concurrent
+clients (tests/bench/scepload.c, libcurl multi, keep-alive). Targets:
+proxy throughput >= 90% of direct, median added latency <= 1 ms.
+
+Method. renewd mints a proxy token each time it renders a job's profile,
+so the benchmark first has renewd render T jobs (T hosts with a due
+certificate, the webhook driver pushing to tests/bench/sink.c, which dumps
+the bodies) and reads the proxy URLs out of the pushed profiles. Then:
+  GetCACaps, GetCACert: every request carries a live token (the proxy
+    checks it, and the host, profile, CA and open job, on every request;
+    these operations do not consume it), direct vs proxy;
+  PKIOperation: a real PKCSReq per request (CSR with the challenge,
+    enveloped to the CA, signed; built before the clock starts), which
+    scepserver answers with a certificate; through the proxy each request
+    uses its own token (consumed) and renewd records the CertRep on the
+    job. A request counts as ok only for HTTP 200 and, for PKIOperation,
+    pkiStatus SUCCESS.
+Direct and proxy runs alternate (direct, proxy, proxy, direct) and the
+figures are the sums and the medians of the pooled latencies.
+
+    bench_proxy.py [--concurrency 1,8,32] [--gets 4000] [--pkis 100]
+"""
+
+import argparse
+import base64
+import json
+import os
+import plistlib
+import subprocess
+import sys
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as bl  # noqa: E402
+from bench_throughput import Sink, T_DUE, tool  # noqa: E402
+
+
+def start_scepserver(d):
+    depot = os.path.join(d, "depot")
+    subprocess.run(["scepserver", "ca", "-init", "-depot", depot],
+                   check=True, capture_output=True, timeout=120)
+    port = bl.free_port()
+    log = open(os.path.join(d, "scepserver.log"), "w")
+    # scepserver binds every interface; only 127.0.0.1 is ever sent to.
+    proc = subprocess.Popen(["scepserver", "-depot", depot, "-port",
+                             str(port), "-challenge", bl.CHALLENGE],
+                            stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    url = "http://127.0.0.1:%d/scep" % port
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url + "?operation=GetCACaps",
+                                   timeout=1).read()
+            return proc, url, os.path.join(depot, "ca.pem")
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    sys.exit("bench: scepserver did not start")
+
+
+def proxy_urls(dump):
+    """The SCEP payload URL of every pushed profile in the sink's dump."""
+    urls = []
+    with open(dump, "rb") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue  # the line the sink is still writing
+            prof = plistlib.loads(base64.b64decode(doc["profile"]))
+            for p in prof.get("PayloadContent", []):
+                if p.get("PayloadType") == "com.apple.security.scep":
+                    urls.append(p["PayloadContent"]["URL"])
+    return urls
+
+
+def load(args):
+    p = subprocess.run([tool("bench-scepload")] + [str(a) for a in args],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=1800)
+    if p.returncode != 0:
+        sys.exit("bench: scepload failed: %s" % p.stderr)
+    if p.stderr.strip():
+        bl.note(p.stderr.strip())
+    return json.loads(p.stdout)
+
+
+def write_lines(path, lines):
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--concurrency", default="1,8,32")
+    ap.add_argument("--gets", type=int, default=4000,
+                    help="GET requests per run (4 runs per level)")
+    ap.add_argument("--pkis", type=int, default=100,
+                    help="PKIOperations per run (4 runs per level)")
+    a = ap.parse_args()
+    levels = [int(x) for x in a.concurrency.split(",")]
+    d = bl.workdir("proxy")
+    print("## SCEP proxy overhead: renewd's proxy vs scepserver direct")
+    print()
+    print("machine: %s" % bl.machine())
+    ca_proc, ca_url, ca_pem = start_scepserver(d)
+    ntok = 4 * a.pkis * len(levels) + 8
+    dump = os.path.join(d, "bodies.jsonl")
+    sink = Sink(d, dump)
+    cfg = bl.renewd_config(
+        d, "  driver: webhook\n  url: %s\n  timeout: 30s\n" % sink.url(),
+        bl.free_port(), ca_url, max_in_flight=64)
+    bl.init_db(d, cfg)
+    bl.sqlite(os.path.join(d, "renewd.db"),
+              bl.fill_sql(ntok, ntok, T_DUE, T_DUE - 86400, "clustered"))
+    off = T_DUE + 5 - int(time.time())
+    r = bl.Renewd(d, cfg, env={"RENEWD_TIME_OFFSET": str(off)})
+    rows = []
+    try:
+        t0 = time.monotonic()
+        urls = []
+        while len(urls) < ntok and time.monotonic() - t0 < 300:
+            time.sleep(0.5)
+            urls = proxy_urls(dump) if os.path.exists(dump) else []
+        if len(urls) < ntok:
+            sys.exit("bench: only %d of %d profiles pushed" % (len(urls),
+                                                               ntok))
+        r.wait_idle(quiet=0.3)
+        bl.note("%d proxy tokens minted in %.1f s" % (
+            len(urls), time.monotonic() - t0))
+        direct_f = write_lines(os.path.join(d, "direct.txt"), [ca_url])
+        tok_gets = write_lines(os.path.join(d, "tok.txt"), urls[:8])
+        pki_urls = urls[8:]
+        # warm both paths up (connections, the CA's caches)
+        load(["get", direct_f, "GetCACaps", 50, 4])
+        load(["get", tok_gets, "GetCACaps", 50, 4])
+        for c in levels:
+            for op in ("GetCACaps", "GetCACert", "PKIOperation"):
+                res = {"direct": [], "proxy": []}
+                for which in ("direct", "proxy", "proxy", "direct"):
+                    if op == "PKIOperation":
+                        if which == "direct":
+                            f = write_lines(os.path.join(d, "pd.txt"),
+                                            [ca_url] * a.pkis)
+                        else:
+                            f = write_lines(os.path.join(d, "pp.txt"),
+                                            pki_urls[:a.pkis])
+                            pki_urls = pki_urls[a.pkis:]
+                        out = load(["pki", f, ca_pem, bl.CHALLENGE, a.pkis,
+                                    c])
+                    else:
+                        f = direct_f if which == "direct" else tok_gets
+                        out = load(["get", f, op, a.gets, c])
+                    res[which].append(out)
+                    bl.note("%s c=%d %s: %s" % (op, c, which,
+                                                json.dumps(out)))
+                dr = sum(x["count"] for x in res["direct"]) / sum(
+                    x["seconds"] for x in res["direct"])
+                pr = sum(x["count"] for x in res["proxy"]) / sum(
+                    x["seconds"] for x in res["proxy"])
+                dm = bl.median([x["p50_ms"] for x in res["direct"]])
+                pm = bl.median([x["p50_ms"] for x in res["proxy"]])
+                d99 = max(x["p99_ms"] for x in res["direct"])
+                p99 = max(x["p99_ms"] for x in res["proxy"])
+                okd = sum(x["ok"] for x in res["direct"])
+                okp = sum(x["ok"] for x in res["proxy"])
+                n = sum(x["count"] for x in res["direct"])
+                rows.append([op, c, "%.0f" % dr, "%.0f" % pr,
+                             "%s (>= 0.90)" % bl.ratio(pr, dr),
+                             "%.2f" % dm, "%.2f" % pm,
+                             "%+.2f (<= 1)" % (pm - dm),
+                             "%.1f / %.1f" % (d99, p99),
+                             "%d/%d, %d/%d" % (okd, n, okp, n)])
+    finally:
+        r.stop()
+        sink.stop()
+        ca_proc.terminate()
+        ca_proc.wait(20)
+    bl.table("SCEP proxy vs direct (req/s, latency in ms)",
+             ["operation", "clients", "direct/s", "proxy/s", "ratio",
+              "direct p50", "proxy p50", "added p50", "p99 direct/proxy",
+              "ok direct, proxy"], rows)
+    print()
+    print("load after: %s" % bl.loadavg())
+    subprocess.run(["rm", "-rf", d])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
