@@ -784,13 +784,21 @@ metrics_route(http_srv *srv, net_httpd_req *req)
 	c->busy = 1;
 }
 
-/* 200 "ok" while the loop runs (this answer) and the store reads. */
+/*
+ * 200 "ok" while the loop runs (this answer) and the store reads and
+ * takes writes; a full database is unhealthy (renewd takes no new work).
+ */
 static void
 healthz(http_srv *srv, net_httpd_req *req)
 {
 	char msg[512];
 	int rc = store_ping(srv->env->s);
 
+	if (rc == RN_OK && srv->env->sc && sched_store_full(srv->env->sc)) {
+		text(req, 503, "database full: no new work until it can be "
+			       "written again\n");
+		return;
+	}
 	if (rc == RN_OK) {
 		text(req, 200, "ok\n");
 		return;

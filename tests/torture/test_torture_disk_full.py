@@ -59,6 +59,15 @@ class DiskFullTorture(harness.RenewdTestCase):
         finally:
             c.close()
 
+    def healthz(self, f):
+        c = http.client.HTTPConnection("127.0.0.1", f.http_port, timeout=30)
+        try:
+            c.request("GET", "/healthz")
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
+
     def tmpfs_fleet(self):
         """A fleet whose database is on a small tmpfs, the webhook MDM
         driver and devices that report through the API (paused)."""
@@ -102,6 +111,8 @@ class DiskFullTorture(harness.RenewdTestCase):
         st, body, ra = self.api_post(f, hosts[0],
                                      ca.make("TRT WIFI x", 365, 365))
         self.assertEqual((st, int(ra) > 0), (503, True), body)
+        # ...and /healthz reports it, so a load balancer or monitor sees.
+        self.assertEqual(self.healthz(f)[0], 503)
         time.sleep(FULL_FOR / 2)
         self.assertEqual(len(rcv.pushes), 0)
         self.assertEqual(f.job_counts(), {})
@@ -121,6 +132,7 @@ class DiskFullTorture(harness.RenewdTestCase):
                      interval=0.25)
         text = f.log_text()[mark:]
         self.assertIn("database writable again, resuming work", text)
+        self.assertEqual(self.healthz(f), (200, b"ok\n"))
         self.assertEqual(len(rcv.pushes), n)
         self.assertEqual(torture.integrity_ok(f.db), [("ok",)])
         torture.summary("database disk full at start-up", [
