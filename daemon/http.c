@@ -465,14 +465,20 @@ api_field(json_t *root, const char *name)
  * 503 while the database is full: the report is not lost, the MDM sends
  * it again after Retry-After (the scheduler's next write probe).
  */
-static void
-api_full(http_env *env, net_httpd_req *req)
+void
+http_retry_after_full(http_env *env, net_httpd_req *req)
 {
 	char ra[24];
 	int64_t secs = sched_store_full(env->sc);
 
 	snprintf(ra, sizeof(ra), "%lld", (long long)(secs > 0 ? secs : 1));
 	net_httpd_req_set_header(req, "Retry-After", ra);
+}
+
+static void
+api_full(http_env *env, net_httpd_req *req)
+{
+	http_retry_after_full(env, req);
 	api_error(req, 503, "database is full, try again later");
 }
 

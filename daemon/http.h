@@ -56,6 +56,9 @@ int http_start(uv_loop_t *loop, http_env *env, http_srv **out,
  * held requests are answered 503, and the server closes. */
 void http_stop(http_srv *h);
 
+/* Retry-After for a 503 while the database is full: the seconds until
+ * the scheduler's next write probe. */
+void http_retry_after_full(http_env *env, net_httpd_req *req);
 /* The /webhook/mdm route (mdmhook.c); answers req exactly once. */
 void http_mdm_webhook(http_env *env, net_httpd_req *req);
 

@@ -40,11 +40,7 @@ reply(net_httpd_req *req, unsigned status, const char *msg)
 static void
 reply_full(http_env *env, net_httpd_req *req)
 {
-	char ra[24];
-	int64_t secs = sched_store_full(env->sc);
-
-	snprintf(ra, sizeof(ra), "%lld", (long long)(secs > 0 ? secs : 1));
-	net_httpd_req_set_header(req, "Retry-After", ra);
+	http_retry_after_full(env, req);
 	reply(req, 503, "database is full, try again later");
 }
 

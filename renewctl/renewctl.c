@@ -2088,7 +2088,34 @@ ctl_test_name(const char *cmd, int argc, char **argv)
 	return argv[argc - 1];
 }
 
+/*
+ * Run one asynchronous operation on a private loop until *done: start
+ * begins it (0, or an error and no callback). Returns start's result.
+ */
+static int
+ctl_run_async(int (*start)(uv_loop_t *loop, net_http *http, void *arg),
+	      void *arg, const int *done)
+{
+	uv_loop_t loop;
+	net_http *http = NULL;
+	int rc;
+
+	uv_loop_init(&loop);
+	rc = net_http_new(&loop, &http);
+	if (rc == RN_OK)
+		rc = start(&loop, http, arg);
+	if (rc == RN_OK)
+		while (!*done && uv_run(&loop, UV_RUN_ONCE))
+			;
+	if (http)
+		net_http_free(http);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	return rc;
+}
+
 typedef struct ca_test {
+	const cfg_ca *ca;
 	scep_ca_info info;
 	int done;
 } ca_test;
@@ -2102,6 +2129,15 @@ on_ca_checked(void *arg, const scep_ca_info *info)
 	t->done = 1;
 }
 
+static int
+ca_test_start(uv_loop_t *loop, net_http *http, void *arg)
+{
+	ca_test *t = arg;
+
+	(void)loop;
+	return scep_ca_check(http, t->ca, on_ca_checked, t);
+}
+
 /*
  * GetCACaps and GetCACert against a configured CA, the same check renewd
  * runs at start-up, on a loop of its own.
@@ -2110,8 +2146,6 @@ static int
 cmd_ca_test(ctl *c, const char *name)
 {
 	const cfg_ca *ca;
-	uv_loop_t loop;
-	net_http *http = NULL;
 	ca_test t;
 	char nb[RN_TIME_LEN], na[RN_TIME_LEN];
 	int rc;
@@ -2125,17 +2159,8 @@ cmd_ca_test(ctl *c, const char *name)
 		return CTL_FAIL;
 	}
 	memset(&t, 0, sizeof(t));
-	uv_loop_init(&loop);
-	rc = net_http_new(&loop, &http);
-	if (rc == RN_OK)
-		rc = scep_ca_check(http, ca, on_ca_checked, &t);
-	if (rc == RN_OK)
-		while (!t.done && uv_run(&loop, UV_RUN_ONCE))
-			;
-	if (http)
-		net_http_free(http);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	uv_loop_close(&loop);
+	t.ca = ca;
+	rc = ctl_run_async(ca_test_start, &t, &t.done);
 	if (rc != RN_OK || !t.done) {
 		ctl_err("cannot check '%s': %s", name, rn_strerror(rc));
 		return CTL_FAIL;
@@ -2183,6 +2208,8 @@ cmd_ca(ctl *c, int argc, char **argv)
 }
 
 typedef struct notify_test {
+	const cfg_notifier *n;
+	const char *payload;
 	int done, ok;
 	char detail[512];
 } notify_test;
@@ -2197,6 +2224,14 @@ on_notify_sent(void *arg, int ok, const char *detail)
 	snprintf(t->detail, sizeof(t->detail), "%s", detail);
 }
 
+static int
+notify_test_start(uv_loop_t *loop, net_http *http, void *arg)
+{
+	notify_test *t = arg;
+
+	return notif_send(loop, http, t->n, 0, t->payload, on_notify_sent, t);
+}
+
 /*
  * Send a test event through one notifier, directly (no daemon needed),
  * and say what the receiver answered.
@@ -2208,8 +2243,6 @@ cmd_notify_test(ctl *c, const char *name)
 					       "syslog" };
 	const cfg_notifier *n = NULL;
 	notify_test t;
-	uv_loop_t loop;
-	net_http *http = NULL;
 	char *payload;
 	size_t i;
 	int rc;
@@ -2229,18 +2262,9 @@ cmd_notify_test(ctl *c, const char *name)
 		return CTL_FAIL;
 	}
 	memset(&t, 0, sizeof(t));
-	uv_loop_init(&loop);
-	rc = net_http_new(&loop, &http);
-	if (rc == RN_OK)
-		rc = notif_send(&loop, http, n, 0, payload, on_notify_sent,
-				&t);
-	if (rc == RN_OK)
-		while (!t.done && uv_run(&loop, UV_RUN_ONCE))
-			;
-	if (http)
-		net_http_free(http);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	uv_loop_close(&loop);
+	t.n = n;
+	t.payload = payload;
+	rc = ctl_run_async(notify_test_start, &t, &t.done);
 	free(payload);
 	if (rc != RN_OK || !t.done)
 		snprintf(t.detail, sizeof(t.detail), "cannot send: %s",
