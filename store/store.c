@@ -26,7 +26,7 @@ enum {
 	ST_EVENTS, ST_TOKEN_INSERT, ST_JOB_COUNTS, ST_CERT_COUNTS,
 	ST_JOB_VERIFY, ST_CERT_SET_RENEW_AT, ST_REARM_SELECT, ST_JOBS_LIST,
 	ST_JOBS_LIST_STATE, ST_SCHED_INSERT, ST_SCHED_DROP_CURRENT,
-	ST_SCHED_DELETE, ST_SCHED_SET, ST_TOKEN_GET, ST_TOKEN_CONSUME,
+	ST_SCHED_SET, ST_TOKEN_GET, ST_TOKEN_CONSUME,
 	ST_HP_HAS, ST_JOB_OPEN_ROW, ST_NOTIF_ADD, ST_HOST_ENROLL, ST_HOST_STATE,
 	ST_MDM_EVENT, ST_JOB_BY_CMD, ST_HOST_OPEN_JOBS, ST_JOB_ACK,
 	ST_UNMATCHED_ADD, ST_UNMATCHED_ALL, ST_UNMATCHED_HOST,
@@ -154,8 +154,6 @@ static const char *const sql_text[ST__COUNT] = {
 	[ST_SCAN_MARK] = "DELETE FROM renewal_schedule WHERE cert_id = ?1 AND "
 			 "renew_at = (SELECT renew_at FROM "
 			 "managed_certificates WHERE id = ?1)",
-	[ST_SCHED_DELETE] = "DELETE FROM renewal_schedule WHERE renew_at = ?1 "
-			    "AND cert_id = ?2",
 	[ST_SCHED_INSERT] = "INSERT OR IGNORE INTO renewal_schedule "
 			    "(renew_at, cert_id) SELECT ?2, id FROM "
 			    "managed_certificates WHERE id = ?1 AND "
@@ -836,6 +834,17 @@ store_checkpoint_start(store *s, const char *path)
 		return RN_ESTORE;
 	}
 	sqlite3_busy_timeout(s->ckpt_db, 1000);
+	/* SQLite 3.40 checkpoints nothing on a connection that has not read
+	 * the database yet (its pager has no WAL open): read once. */
+	rc = sqlite3_exec(s->ckpt_db, "SELECT 1 FROM sqlite_master LIMIT 1",
+			  NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		log_errorx("cannot read database '%s' for checkpoints: %s",
+			   path, sqlite3_errmsg(s->ckpt_db));
+		sqlite3_close(s->ckpt_db);
+		s->ckpt_db = NULL;
+		return RN_ESTORE;
+	}
 	pthread_mutex_init(&s->ckpt_mu, NULL);
 	pthread_cond_init(&s->ckpt_cv, NULL);
 	if (pthread_create(&s->ckpt_thread, NULL, ckpt_main, s) != 0) {

@@ -10,9 +10,9 @@
  *    unique indexes enforce both);
  *  - every job state change and the job_events row that records it commit
  *    in one transaction;
- *  - a due scan is an index range read on managed_certificates(renew_at)
- *    restricted to state 'active': certificates with an open job are
- *    'renewing' and leave that index.
+ *  - a due scan reads and deletes one key range of the due queue
+ *    (renewal_schedule, clustered by renew_at): certificates with an open
+ *    job are not in it, and are shown as 'renewing'.
  *
  * Strings in the structs below are malloc'd and owned by the struct; the
  * *_release functions free them. Callbacks get borrowed structs valid only
@@ -201,10 +201,12 @@ int store_certs_rearm(store *s, int64_t after, int limit,
 /* ---- scan ------------------------------------------------------------- */
 
 /*
- * One batch of the due scan, in one transaction: up to `limit` active
- * certificates with renew_at <= now, each gets a 'renew' job (unless its
- * triple already has an open one) with an 'enqueued' event, and becomes
- * 'renewing'. *seen counts due rows read, *enqueued new jobs.
+ * One batch of the due scan, in one transaction: up to `limit` queued
+ * certificates with renew_at <= now, earliest first, each gets a 'renew'
+ * job (unless its triple already has an open one) with an 'enqueued'
+ * event, and leaves the due queue ('renewing'). *seen counts due rows
+ * taken, *enqueued new jobs. Set-based: a handful of statements per
+ * batch, whatever its size.
  */
 int store_scan_due(store *s, int64_t now, int limit, int *seen,
 		   int *enqueued);
