@@ -19,6 +19,9 @@ class RenewalFlow(harness.RenewdTestCase):
         # renew_before 30d), host B's in 200 days (not due).
         f = self.fleet()
         f.start()
+        # The start-up scan (empty store) is done before the fleet exists,
+        # also when renewd runs slowly (under valgrind).
+        f.wait_log("scan done", "the start-up scan")
         P = f.profile_uuid
         host_a, imp_a = f.add_host(10, serial="devA")
         host_b, imp_b = f.add_host(200, serial="devB")
