@@ -1328,7 +1328,7 @@ sched_stop(sched *sc, int64_t grace_ms, void (*done)(void *arg), void *arg)
 	uv_timer_stop(&sc->step_timer);
 	uv_timer_stop(&sc->full_timer);
 	if (sc->in_flight > 0) {
-		char n[16];
+		char n[24];
 		snprintf(n, sizeof(n), "%zu", sc->in_flight);
 		log_kv(RN_LOG_INFO, "waiting for attempts in flight", "count",
 		       n, NULL);
