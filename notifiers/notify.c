@@ -22,6 +22,7 @@
 #include "common/common.h"
 #include "common/metrics.h"
 #include "notifiers/alert.h"
+#include "scheduler/policy.h"
 
 #define NOTIF_POLL_MS 2000
 #define NOTIF_BATCH 64
@@ -580,19 +581,15 @@ flying_set(delivery *d, int on)
 		e->in_flight--;
 }
 
+/* The scheduler's equal-jitter doubling, from 10 s to 10 min. */
 static int64_t
 backoff(int attempts)
 {
-	int64_t b = NOTIF_BACKOFF_MIN;
-	uint32_t r = 0;
+	uint64_t r = 0;
 
-	while (attempts-- > 0 && b < NOTIF_BACKOFF_MAX)
-		b *= 2;
-	if (b > NOTIF_BACKOFF_MAX)
-		b = NOTIF_BACKOFF_MAX;
-	/* equal jitter: half fixed, half random */
 	rn_random_bytes(&r, sizeof(r));
-	return b / 2 + (int64_t)(r % (uint32_t)(b / 2 + 1));
+	return sched_backoff_span(NOTIF_BACKOFF_MIN, NOTIF_BACKOFF_MAX,
+				  attempts + 1, r);
 }
 
 static void

@@ -52,13 +52,20 @@ sched_renew_at(const cfg_policy *p, int64_t nvb, int64_t nva,
 int64_t
 sched_backoff(const cfg_policy *p, int failed, uint64_t rnd)
 {
-	int64_t d = p->backoff_initial, half;
+	return sched_backoff_span(p->backoff_initial, p->backoff_max, failed,
+				  rnd);
+}
+
+int64_t
+sched_backoff_span(int64_t initial, int64_t max, int failed, uint64_t rnd)
+{
+	int64_t d = initial, half;
 	int i;
 
-	for (i = 1; i < failed && d < p->backoff_max; i++)
+	for (i = 1; i < failed && d < max; i++)
 		d *= 2;
-	if (d > p->backoff_max)
-		d = p->backoff_max;
+	if (d > max)
+		d = max;
 	if (d < 1)
 		d = 1;
 	half = d / 2;

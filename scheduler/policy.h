@@ -28,5 +28,8 @@ int64_t sched_smear_offset(const cfg_policy *p, const char *host_uuid,
  * `rnd` (uniform random 64 bits), so it stays within [d/2, d].
  */
 int64_t sched_backoff(const cfg_policy *p, int failed, uint64_t rnd);
+/* The same from initial doubling to max (the notifiers' retries). */
+int64_t sched_backoff_span(int64_t initial, int64_t max, int failed,
+			   uint64_t rnd);
 
 #endif
