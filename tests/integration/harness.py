@@ -11,7 +11,6 @@ deadline and fails with the daemon's log tail when it is not met.
 """
 
 import datetime
-import errno
 import json
 import os
 import plistlib
@@ -50,6 +49,18 @@ def _need_env(name):
 
 def renewd_bin():
     return _need_env("RENEWD_BIN")
+
+
+def terminate(proc, timeout=20):
+    """SIGTERM a helper process (devsim, a CA) and reap it; SIGKILL if it
+    does not stop within `timeout` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def renewd_argv():

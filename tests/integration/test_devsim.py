@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -39,15 +38,7 @@ class Devsim(harness.RenewdTestCase):
         log.close()
         self.devsim_log = os.path.join(f.dir, "devsim.log")
 
-        def stop():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-        self.addCleanup(stop)
+        self.addCleanup(harness.terminate, proc)
         deadline = time.time() + 20
         while time.time() < deadline:
             if "listening on" in harness.tail(self.devsim_log, 5):

@@ -17,7 +17,6 @@ new ones start while it lasts.
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -106,15 +105,7 @@ class CaOutageTorture(harness.RenewdTestCase):
             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
 
-        def stop():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-        self.addCleanup(stop)
+        self.addCleanup(harness.terminate, proc)
         harness.poll(lambda: "listening on" in harness.tail(
             self.devsim_log, 5), 20, "devsim to listen",
             lambda: harness.tail(self.devsim_log))
