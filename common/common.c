@@ -187,13 +187,17 @@ rn_hmac_sha256_hex(const void *key, size_t keylen, const void *data,
 char *
 rn_base64(const void *data, size_t len)
 {
-	size_t olen = 4 * ((len + 2) / 3) + 1;
-	char *out = malloc(olen);
+	char *out = malloc(4 * ((len + 2) / 3) + 1);
 
-	if (out == NULL)
-		return NULL;
-	EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+	if (out != NULL)
+		rn_base64_to(out, data, len);
 	return out;
+}
+
+size_t
+rn_base64_to(char *out, const void *data, size_t len)
+{
+	return (size_t)EVP_EncodeBlock((unsigned char *)out, data, (int)len);
 }
 
 char *

@@ -86,6 +86,9 @@ int rn_hmac_sha256_hex(const void *key, size_t keylen, const void *data,
 		       size_t len, char out[65]);
 /* Standard base64 (with padding) / base64url (no padding); malloc'd. */
 char *rn_base64(const void *data, size_t len);
+/* Base64 of data into out (room for 4 * ((len + 2) / 3) + 1 bytes, NUL
+ * written); returns the length without the NUL. */
+size_t rn_base64_to(char *out, const void *data, size_t len);
 char *rn_base64url(const void *data, size_t len);
 /* Strict standard base64 decode (whitespace ignored, padding only at the
  * end); malloc'd with a NUL after the *outlen bytes. RN_EINVAL otherwise. */

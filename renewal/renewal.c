@@ -406,7 +406,8 @@ typedef struct render_ctx {
 	const char *host_uuid, *profile_uuid, *renewal_id;
 	int64_t job_id;
 	int preview; /* mask the challenge, mint no token */
-	store_host host;
+	const store_host *host; /* the caller's, or own */
+	store_host own;
 	int64_t now;
 } render_ctx;
 
@@ -466,8 +467,8 @@ render_var(void *arg, const char *name, rn_buf *val)
 	if (strcmp(name, "HOST_UUID") == 0)
 		return rn_buf_adds(val, r->host_uuid);
 	if (strcmp(name, "HOST_SERIAL_NUMBER") == 0)
-		return rn_buf_adds(val, r->host.serial_number
-					    ? r->host.serial_number : "");
+		return rn_buf_adds(val, r->host->serial_number
+					    ? r->host->serial_number : "");
 	if (strncmp(name, "CUSTOM_SCEP_CHALLENGE_", 22) == 0) {
 		ca = cfg_ca_find(r->c->cfg, name + 22);
 		if (ca == NULL)
@@ -496,19 +497,22 @@ render(render_ctx *r, rn_buf *out, char **err)
 				   r->profile_uuid);
 		return RN_ENOTFOUND;
 	}
-	if (store_host_get(r->s, r->host_uuid, &r->host) != RN_OK)
-		memset(&r->host, 0, sizeof(r->host));
+	if (r->host == NULL) {
+		if (store_host_get(r->s, r->host_uuid, &r->own) != RN_OK)
+			memset(&r->own, 0, sizeof(r->own));
+		r->host = &r->own;
+	}
 	rc = prof_render(t->text, t->len, render_var, r, out, err);
 	if (rc && *err == NULL)
 		*err = rn_asprintf("cannot render profile: %s",
 				   rn_strerror(rc));
-	store_host_release(&r->host);
+	store_host_release(&r->own);
 	return rc;
 }
 
 int
-renewal_render(store *s, const rn_conf *c, const store_job *j, int64_t now,
-	       rn_buf *out, char **err)
+renewal_render(store *s, const rn_conf *c, const store_job *j,
+	       const store_host *host, int64_t now, rn_buf *out, char **err)
 {
 	render_ctx r;
 
@@ -516,6 +520,7 @@ renewal_render(store *s, const rn_conf *c, const store_job *j, int64_t now,
 	r.s = s;
 	r.c = c;
 	r.host_uuid = j->host_uuid;
+	r.host = host;
 	r.profile_uuid = j->profile_uuid;
 	r.renewal_id = j->renewal_id;
 	r.job_id = j->id;

@@ -83,10 +83,13 @@ int renewal_cert_place(store *s, const rn_conf *c, store_cert *cert,
 /*
  * Render the job's profile into out. Mints a one-time SCEP token (stored
  * hashed, TTL of the CA) when the template uses the proxy URL variable.
- * On failure *err (malloc'd) names the problem, e.g. the unknown variable.
+ * `host` is the job's host row when the caller has it (else NULL: read
+ * here). On failure *err (malloc'd) names the problem, e.g. the unknown
+ * variable.
  */
 int renewal_render(store *s, const rn_conf *c, const store_job *j,
-		   int64_t now, rn_buf *out, char **err);
+		   const store_host *host, int64_t now, rn_buf *out,
+		   char **err);
 /*
  * What a device would get, with no side effects (renewctl profile render):
  * the challenge is masked and the proxy URL carries "PREVIEW-TOKEN", so a

@@ -29,16 +29,20 @@ typedef struct bucket {
 } bucket;
 
 /*
- * An outcome that could not be written because the database was full:
- * held in memory, in order, and written by the store probe once there is
- * room, with the times it happened. A restart before that loses them,
- * and the jobs, still 'running' in the store, are recovered and pushed
- * again like after a crash.
+ * An outcome of an attempt (pushed, failed, back to the queue) waiting to
+ * be written. Outcomes queue in order and the next step writes them all
+ * in one transaction (group commit: a commit per loop iteration, not per
+ * job). When the database is full they stay queued, with the times they
+ * happened, until the store probe finds room. A restart before they are
+ * written loses them, and the jobs, still 'running' in the store, are
+ * recovered and pushed again like after a crash.
  */
 enum { PEND_PUSHED, PEND_FAILED, PEND_REQUEUE };
 
 typedef struct pending {
 	int kind;
+	int rc;	  /* what writing it said */
+	int late; /* held while the database was full */
 	int64_t job_id;
 	int64_t at;
 	int64_t verify_at;	    /* PEND_PUSHED */
@@ -119,6 +123,7 @@ static void maybe_finish(sched *sc);
 static void on_wake(uv_timer_t *t);
 static void full_enter(sched *sc, const char *during);
 static void pending_add(sched *sc, const pending *p);
+static void outcomes_write(sched *sc);
 
 /* ---- rate limits ------------------------------------------------------ */
 
@@ -224,50 +229,76 @@ final_or_retry(sched *sc, int64_t id, const char *from, int attempts,
 	return rc;
 }
 
-/*
- * Write a failed attempt (now or replayed from the pending list) and log
- * it. Returns the store's answer; RN_EFULL is left to the caller.
- */
+/* Write one outcome; RN_EBUSY: the job moved on meanwhile. */
 static int
-record_failed(sched *sc, const pending *p)
+outcome_write(sched *sc, const pending *p)
 {
-	char jid[24];
-	int rc;
-
-	rc = final_or_retry(sc, p->job_id, p->from, p->attempts, p->event,
-			    p->detail, p->retry_at, p->rearm_at, p->at);
-	snprintf(jid, sizeof(jid), "%lld", (long long)p->job_id);
-	if (rc == RN_EFULL)
-		return rc;
-	if (rc && rc != RN_EBUSY)
-		log_kv(RN_LOG_ERROR, "cannot record failed attempt", "job",
-		       jid, "err", rn_strerror(rc), NULL);
-	else if (rc == RN_OK && p->retry_at) {
-		char when[RN_TIME_LEN];
-		outcome("retry");
-		rn_time_format(p->retry_at, when, sizeof(when));
-		log_kv(RN_LOG_WARN, "attempt failed, will retry", "job", jid,
-		       "host", p->host, "profile", p->profile, "ca", p->ca,
-		       "retry_at", when, "err", p->detail, NULL);
-	} else if (rc == RN_OK) {
-		outcome("failed");
-		log_kv(RN_LOG_ERROR, "renewal failed", "job", jid, "host",
-		       p->host, "profile", p->profile, "ca", p->ca, "err",
-		       p->detail, NULL);
+	switch (p->kind) {
+	case PEND_PUSHED:
+		return store_job_pushed(sc->s, p->job_id, p->command_uuid,
+					p->verify_at, p->detail, p->at);
+	case PEND_FAILED:
+		return final_or_retry(sc, p->job_id, p->from, p->attempts,
+				      p->event, p->detail, p->retry_at,
+				      p->rearm_at, p->at);
+	default:
+		return store_job_requeue(sc->s, p->job_id, p->detail, p->at);
 	}
-	return rc;
+}
+
+/* Log and count an outcome once its write committed (or failed). */
+static void
+outcome_log(const pending *p)
+{
+	char jid[24], when[RN_TIME_LEN];
+
+	snprintf(jid, sizeof(jid), "%lld", (long long)p->job_id);
+	if (p->rc == RN_EBUSY)
+		return; /* a device's report or a cancel got there first */
+	if (p->rc) {
+		log_kv(RN_LOG_ERROR, "cannot record outcome", "job", jid,
+		       "err", rn_strerror(p->rc), NULL);
+		return;
+	}
+	switch (p->kind) {
+	case PEND_PUSHED:
+		outcome("pushed");
+		log_kv(RN_LOG_INFO, "profile pushed", "job", jid, "host",
+		       p->host, "profile", p->profile, "ca", p->ca, "detail",
+		       p->detail, "recorded", p->late ? "late" : NULL, NULL);
+		break;
+	case PEND_FAILED:
+		if (p->retry_at) {
+			outcome("retry");
+			rn_time_format(p->retry_at, when, sizeof(when));
+			log_kv(RN_LOG_WARN, "attempt failed, will retry",
+			       "job", jid, "host", p->host, "profile",
+			       p->profile, "ca", p->ca, "retry_at", when,
+			       "err", p->detail, NULL);
+		} else {
+			outcome("failed");
+			log_kv(RN_LOG_ERROR, "renewal failed", "job", jid,
+			       "host", p->host, "profile", p->profile, "ca",
+			       p->ca, "err", p->detail, NULL);
+		}
+		break;
+	default:
+		break;
+	}
 }
 
 /*
- * Record a failed attempt: wait a backoff and try again, or, when the
- * attempts are used up (or the failure cannot get better by retrying),
- * mark the job failed and re-arm its certificate for later. A full
+ * A failed attempt: wait a backoff and try again, or, when the attempts
+ * are used up (or the failure cannot get better by retrying), mark the
+ * job failed and re-arm its certificate for later. `defer` queues it for
+ * the next group write (the push and dispatch paths); otherwise it is
+ * written now, for callers that answer someone once it is stored. A full
  * database keeps the outcome in memory until it can be written.
  */
 static void
 attempt_failed(sched *sc, int64_t id, const char *from, int attempts,
 	       const char *host, const char *ca, const char *profile,
-	       const char *event, const char *err, int final)
+	       const char *event, const char *err, int final, int defer)
 {
 	const cfg_policy *p = policy_for(sc, ca, profile);
 	uint64_t rnd = 0;
@@ -289,10 +320,16 @@ attempt_failed(sched *sc, int64_t id, const char *from, int attempts,
 	if (!final && attempts < p->max_attempts)
 		rec.retry_at = rec.at + sched_backoff(p, attempts, rnd);
 	rec.rearm_at = rec.at + p->backoff_max;
-	if (record_failed(sc, &rec) == RN_EFULL) {
-		pending_add(sc, &rec);
+	if (!defer && !sc->store_full) {
+		rec.rc = outcome_write(sc, &rec);
+		if (rec.rc != RN_EFULL) {
+			outcome_log(&rec);
+			return;
+		}
 		full_enter(sc, "recording a failed attempt");
 	}
+	pending_add(sc, &rec);
+	schedule_step(sc);
 }
 
 /*
@@ -335,49 +372,32 @@ on_pushed(void *arg, const mdm_result *r)
 	attempt *a = arg;
 	sched *sc = a->sc;
 	int64_t now = rn_now();
-	char jid[24];
-	int rc;
 
 	sc->in_flight--;
 	metrics_observe("renewd_push_duration_seconds",
 			(double)(uv_hrtime() - a->t0) / 1e9);
 	mdm_health(sc, r);
-	snprintf(jid, sizeof(jid), "%lld", (long long)a->job_id);
 	if (r->ok) {
 		const cfg_policy *p = policy_for(sc, a->ca, a->profile);
+		pending rec;
+
+		memset(&rec, 0, sizeof(rec));
+		rec.kind = PEND_PUSHED;
+		rec.job_id = a->job_id;
+		rec.at = now;
+		rec.verify_at = now + p->verify_timeout;
 		/* the MDM's own command UUID when it assigns one */
-		const char *cmd = r->command_uuid ? r->command_uuid
-						  : a->command_uuid;
-		rc = store_job_pushed(sc->s, a->job_id, cmd,
-				      now + p->verify_timeout, r->detail, now);
-		if (rc == RN_EFULL) {
-			/* pushed all the same: say so when there is room */
-			pending rec;
-			memset(&rec, 0, sizeof(rec));
-			rec.kind = PEND_PUSHED;
-			rec.job_id = a->job_id;
-			rec.at = now;
-			rec.verify_at = now + p->verify_timeout;
-			rec.command_uuid = (char *)cmd;
-			rec.detail = (char *)r->detail;
-			snprintf(rec.host, sizeof(rec.host), "%s", a->host);
-			snprintf(rec.ca, sizeof(rec.ca), "%s", a->ca);
-			snprintf(rec.profile, sizeof(rec.profile), "%s",
-				 a->profile);
-			pending_add(sc, &rec);
-			full_enter(sc, "recording a push");
-		} else if (rc == RN_OK) {
-			outcome("pushed");
-			log_kv(RN_LOG_INFO, "profile pushed", "job", jid,
-			       "host", a->host, "profile", a->profile, "ca",
-			       a->ca, "detail", r->detail, NULL);
-		} else if (rc != RN_EBUSY)
-			log_kv(RN_LOG_ERROR, "cannot record push", "job", jid,
-			       "err", rn_strerror(rc), NULL);
+		rec.command_uuid = (char *)(r->command_uuid ? r->command_uuid
+							    : a->command_uuid);
+		rec.detail = (char *)r->detail;
+		snprintf(rec.host, sizeof(rec.host), "%s", a->host);
+		snprintf(rec.ca, sizeof(rec.ca), "%s", a->ca);
+		snprintf(rec.profile, sizeof(rec.profile), "%s", a->profile);
+		pending_add(sc, &rec);
 	} else {
 		attempt_failed(sc, a->job_id, JOB_RUNNING, a->attempts, a->host,
 			       a->ca, a->profile, "attempt_failed", r->detail,
-			       0);
+			       0, 1);
 	}
 	free(a);
 	if (sc->stopping)
@@ -386,112 +406,148 @@ on_pushed(void *arg, const mdm_result *r)
 		schedule_step(sc);
 }
 
+/* ---- a dispatch round --------------------------------------------------- */
+
 /*
- * Start one attempt of a queued job: renewal ID, render, push. Returns 1
- * when the job was taken (pushed or its failure recorded), 0 when the
- * store refused (cancelled meanwhile, or a database error), so dispatch
- * does not spin on a job it cannot take, and -1 when the database is
- * full: dispatch stops there.
+ * An attempt prepared inside the round's transaction (job started, renewal
+ * ID and token stored, profile rendered). Its push starts only once that
+ * transaction has committed: a push never carries a renewal ID or a token
+ * the store does not have.
+ */
+typedef struct launch {
+	store_job j;
+	store_host host;
+	rn_buf prof;
+	struct launch *next;
+} launch;
+
+typedef struct dispatch_ctx {
+	sched *sc;
+	int64_t now;
+	int64_t rate_wait; /* earliest rate-limit refill, 0 = none */
+	int started;
+	int retries;	/* verify timeouts sent back to the queue */
+	int abort;	/* the round's transaction is lost: why */
+	launch *launches, **ltail;
+} dispatch_ctx;
+
+static void
+launch_free(launch *l)
+{
+	store_job_release(&l->j);
+	store_host_release(&l->host);
+	rn_buf_release(&l->prof);
+	free(l);
+}
+
+/*
+ * Prepare one attempt of a queued job, in its own savepoint so a job the
+ * store refuses leaves nothing behind. Returns 1 when the job was taken
+ * (prepared, or its failure queued), 0 when the store refused it
+ * (cancelled meanwhile, or a database error), so dispatch does not spin on
+ * a job it cannot take, and -1 when the round's transaction is lost (a
+ * full disk): the round stops and rolls back.
  */
 static int
-start_attempt(sched *sc, const store_job *queued, int64_t now)
+prepare_attempt(dispatch_ctx *d, const store_job *queued)
 {
-	store_job j;
-	rn_buf prof = RN_BUF_INIT;
-	char rid[64], uuid[37], *err = NULL, *d = NULL;
-	attempt *a = NULL;
-	mdm_push push;
-	store_host host;
-	int rc;
+	sched *sc = d->sc;
+	char rid[64], uuid[37], *err = NULL;
+	launch *l;
+	int rc, rrc = RN_OK;
 
-	memset(&host, 0, sizeof(host));
-	if (rn_uuid_v4(uuid))
+	if (rn_uuid_v4(uuid) || (l = calloc(1, sizeof(*l))) == NULL)
 		return 0;
 	snprintf(rid, sizeof(rid), "renewd-%s", uuid);
-	rc = store_job_start(sc->s, queued->id, rid, now, &j);
-	if (rc == RN_EFULL) {
-		full_enter(sc, "starting an attempt");
-		return -1;
+	rc = store_unit_begin(sc->s);
+	if (rc == RN_OK)
+		rc = store_job_start(sc->s, queued->id, rid, d->now, &l->j);
+	if (rc == RN_OK) {
+		/* the MDM's enrollment ID (when it differs from the UDID) for
+		 * the push, the serial number for the profile */
+		if (store_host_get(sc->s, l->j.host_uuid, &l->host) != RN_OK)
+			memset(&l->host, 0, sizeof(l->host));
+		rrc = renewal_render(sc->s, sc->conf, &l->j, &l->host, d->now,
+				     &l->prof, &err);
+		if (rrc == RN_EFULL)
+			rc = rrc;
 	}
-	if (rc)
-		return 0; /* cancelled meanwhile, or the store said why */
-	rc = renewal_render(sc->s, sc->conf, &j, now, &prof, &err);
-	if (rc == RN_EFULL) {
-		/* Its token could not be stored: nothing was pushed, so the
-		 * attempt does not count; the job waits for room. */
-		pending rec;
-		memset(&rec, 0, sizeof(rec));
-		rec.kind = PEND_REQUEUE;
-		rec.job_id = j.id;
-		rec.at = now;
-		rec.detail = "database full while rendering the profile";
-		if (store_job_requeue(sc->s, j.id, rec.detail, now) ==
-		    RN_EFULL)
-			pending_add(sc, &rec);
-		full_enter(sc, "rendering a profile");
+	rc = store_unit_end(sc->s, rc);
+	if (rc == RN_EFULL || !store_in_tx(sc->s)) {
+		d->abort = rc ? rc : RN_ESTORE;
+		launch_free(l);
 		free(err);
-		rn_buf_release(&prof);
-		store_job_release(&j);
 		return -1;
 	}
 	if (rc) {
-		/* A template problem does not get better with retries. */
-		attempt_failed(sc, j.id, JOB_RUNNING, j.attempts, j.host_uuid,
-			       j.ca_name, j.profile_uuid, "render_failed", err,
-			       1);
-		goto out;
+		launch_free(l);
+		free(err);
+		return 0;
 	}
-	a = calloc(1, sizeof(*a));
+	if (rrc) {
+		/* A template problem does not get better with retries. */
+		attempt_failed(sc, l->j.id, JOB_RUNNING, l->j.attempts,
+			       l->j.host_uuid, l->j.ca_name, l->j.profile_uuid,
+			       "render_failed", err, 1, 1);
+		launch_free(l);
+		free(err);
+		return 1;
+	}
+	*d->ltail = l;
+	d->ltail = &l->next;
+	return 1;
+}
+
+/* Start the push of a prepared attempt; its transaction has committed. */
+static void
+launch_push(sched *sc, launch *l)
+{
+	const store_job *j = &l->j;
+	attempt *a = calloc(1, sizeof(*a));
+	char jid[24], *d;
+	mdm_push push;
+	int rc;
+
 	if (a == NULL || rn_uuid_v4(a->command_uuid)) {
-		attempt_failed(sc, j.id, JOB_RUNNING, j.attempts, j.host_uuid,
-			       j.ca_name, j.profile_uuid, "attempt_failed",
-			       "out of memory", 0);
-		goto out;
+		free(a);
+		attempt_failed(sc, j->id, JOB_RUNNING, j->attempts, j->host_uuid,
+			       j->ca_name, j->profile_uuid, "attempt_failed",
+			       "out of memory", 0, 1);
+		return;
 	}
 	a->sc = sc;
-	a->job_id = j.id;
-	a->attempts = j.attempts;
-	snprintf(a->host, sizeof(a->host), "%s", j.host_uuid);
-	snprintf(a->profile, sizeof(a->profile), "%s", j.profile_uuid);
-	snprintf(a->ca, sizeof(a->ca), "%s", j.ca_name);
+	a->job_id = j->id;
+	a->attempts = j->attempts;
+	snprintf(a->host, sizeof(a->host), "%s", j->host_uuid);
+	snprintf(a->profile, sizeof(a->profile), "%s", j->profile_uuid);
+	snprintf(a->ca, sizeof(a->ca), "%s", j->ca_name);
 	memset(&push, 0, sizeof(push));
-	push.job_id = j.id;
-	push.host_uuid = j.host_uuid;
-	push.profile_uuid = j.profile_uuid;
-	push.ca_name = j.ca_name;
-	push.renewal_id = j.renewal_id;
-	push.kind = j.kind;
+	push.job_id = j->id;
+	push.host_uuid = j->host_uuid;
+	push.profile_uuid = j->profile_uuid;
+	push.ca_name = j->ca_name;
+	push.renewal_id = j->renewal_id;
+	push.kind = j->kind;
 	push.command_uuid = a->command_uuid;
-	/* the MDM's enrollment ID when it differs from the UDID */
-	if (store_host_get(sc->s, j.host_uuid, &host) == RN_OK)
-		push.enrollment_id = host.enrollment_id;
-	push.profile = prof.data;
-	push.profile_len = prof.len;
+	push.enrollment_id = l->host.enrollment_id;
+	push.profile = l->prof.data;
+	push.profile_len = l->prof.len;
 	a->t0 = uv_hrtime();
 	rc = mdm_push_start(sc->mdm, &push, on_pushed, a);
 	if (rc) {
-		d = rn_asprintf("cannot start push: %s", rn_strerror(rc));
-		attempt_failed(sc, j.id, JOB_RUNNING, j.attempts, j.host_uuid,
-			       j.ca_name, j.profile_uuid, "attempt_failed", d,
-			       0);
 		free(a);
-		goto out;
+		d = rn_asprintf("cannot start push: %s", rn_strerror(rc));
+		attempt_failed(sc, j->id, JOB_RUNNING, j->attempts, j->host_uuid,
+			       j->ca_name, j->profile_uuid, "attempt_failed",
+			       d ? d : "cannot start push", 0, 1);
+		free(d);
+		return;
 	}
 	sc->in_flight++;
-	{
-		char jid[24];
-		snprintf(jid, sizeof(jid), "%lld", (long long)j.id);
-		log_kv(RN_LOG_DEBUG, "attempt started", "job", jid, "host",
-		       j.host_uuid, "profile", j.profile_uuid, "ca",
-		       j.ca_name, "renewal_id", j.renewal_id, NULL);
-	}
-out:
-	free(err);
-	free(d);
-	rn_buf_release(&prof);
-	store_host_release(&host);
-	store_job_release(&j);
-	return 1;
+	snprintf(jid, sizeof(jid), "%lld", (long long)j->id);
+	log_kv(RN_LOG_DEBUG, "attempt started", "job", jid, "host",
+	       j->host_uuid, "profile", j->profile_uuid, "ca", j->ca_name,
+	       "renewal_id", j->renewal_id, NULL);
 }
 
 /* ---- MDM commands ----------------------------------------------------- */
@@ -608,6 +664,7 @@ pending_add(sched *sc, const pending *p)
 	}
 	*n = *p;
 	n->next = NULL;
+	n->late = p->late || sc->store_full;
 	n->event = p->event ? rn_strdup(p->event) : NULL;
 	n->detail = p->detail ? rn_strdup(p->detail) : NULL;
 	n->command_uuid = p->command_uuid ? rn_strdup(p->command_uuid) : NULL;
@@ -639,55 +696,80 @@ pending_free_all(sched *sc)
 	sc->npending = 0;
 }
 
-/* Write the held outcomes in order; stop at the first RN_EFULL. */
-static int
-pending_flush(sched *sc, size_t *written)
+/* Drop the first `n` queued outcomes, logging each as written. */
+static void
+pending_done(sched *sc, size_t n)
 {
 	pending *p;
-	char jid[24];
-	int rc = RN_OK;
 
-	*written = 0;
-	while ((p = sc->pend_head) != NULL) {
-		switch (p->kind) {
-		case PEND_PUSHED:
-			rc = store_job_pushed(sc->s, p->job_id,
-					      p->command_uuid, p->verify_at,
-					      p->detail, p->at);
-			if (rc == RN_OK) {
-				outcome("pushed");
-				snprintf(jid, sizeof(jid), "%lld",
-					 (long long)p->job_id);
-				log_kv(RN_LOG_INFO, "profile pushed", "job",
-				       jid, "host", p->host, "profile",
-				       p->profile, "ca", p->ca, "detail",
-				       p->detail, "recorded", "late", NULL);
-			}
-			break;
-		case PEND_FAILED:
-			rc = record_failed(sc, p);
-			break;
-		default:
-			rc = store_job_requeue(sc->s, p->job_id, p->detail,
-					       p->at);
-			break;
-		}
-		if (rc == RN_EFULL)
-			return rc;
-		/* RN_EBUSY: the job moved on meanwhile (a device's report) */
-		if (rc && rc != RN_EBUSY) {
-			snprintf(jid, sizeof(jid), "%lld", (long long)p->job_id);
-			log_kv(RN_LOG_ERROR, "cannot record outcome", "job",
-			       jid, "err", rn_strerror(rc), NULL);
-		}
+	while (n-- > 0 && (p = sc->pend_head) != NULL) {
+		outcome_log(p);
 		sc->pend_head = p->next;
 		if (sc->pend_head == NULL)
 			sc->pend_tail = &sc->pend_head;
 		sc->npending--;
 		pending_free(p);
-		(*written)++;
 	}
-	return RN_OK;
+}
+
+/*
+ * Write the queued outcomes in order, all in one transaction with a
+ * savepoint each (one outcome the store refuses, say a job a device's
+ * report moved on, undoes only its own rows). Logged once committed.
+ * RN_EFULL: nothing was written and the queue stays, to be written when
+ * there is room. Any other failure of the whole transaction: the outcomes
+ * are written one at a time instead, so each says what is wrong with it.
+ */
+static int
+pending_flush(sched *sc, size_t *written)
+{
+	pending *p;
+	size_t n = 0;
+	int rc;
+
+	*written = 0;
+	if (sc->pend_head == NULL)
+		return RN_OK;
+	rc = store_begin(sc->s);
+	for (p = sc->pend_head; rc == RN_OK && p; p = p->next, n++) {
+		p->rc = store_unit_begin(sc->s);
+		if (p->rc == RN_OK)
+			p->rc = store_unit_end(sc->s, outcome_write(sc, p));
+		if (p->rc == RN_EFULL || !store_in_tx(sc->s))
+			rc = p->rc ? p->rc : RN_ESTORE;
+	}
+	if (rc == RN_OK)
+		rc = store_commit(sc->s);
+	if (rc == RN_OK) {
+		pending_done(sc, n);
+		*written = n;
+		return RN_OK;
+	}
+	store_rollback(sc->s);
+	for (n = 0, p = sc->pend_head; rc != RN_EFULL && p; p = p->next) {
+		rc = p->rc = outcome_write(sc, p);
+		if (rc != RN_EFULL)
+			n++;
+	}
+	pending_done(sc, n);
+	*written = n;
+	if (rc != RN_EFULL)
+		return RN_OK;
+	for (p = sc->pend_head; p; p = p->next)
+		p->late = 1; /* the rest waits for room */
+	return RN_EFULL;
+}
+
+/* The step's first job: write what the last loop iteration produced. */
+static void
+outcomes_write(sched *sc)
+{
+	size_t written = 0;
+
+	if (sc->store_full || sc->pend_head == NULL)
+		return;
+	if (pending_flush(sc, &written) == RN_EFULL)
+		full_enter(sc, "recording outcomes");
 }
 
 static void on_full_timer(uv_timer_t *t);
@@ -780,13 +862,6 @@ sched_store_error(sched *sc, int rc, const char *during)
 
 /* ---- dispatch --------------------------------------------------------- */
 
-typedef struct dispatch_ctx {
-	sched *sc;
-	int64_t now;
-	int64_t rate_wait; /* earliest rate-limit refill, 0 = none */
-	int started;
-} dispatch_ctx;
-
 static int
 on_due_job(void *arg, const store_job *j)
 {
@@ -796,8 +871,8 @@ on_due_job(void *arg, const store_job *j)
 	int64_t wait = 0;
 	int rc;
 
-	if (sc->stopping || sc->store_full ||
-	    sc->in_flight >= (size_t)sc->conf->cfg->daemon.max_in_flight)
+	if (sc->stopping || sc->in_flight + (size_t)d->started >=
+				    (size_t)sc->conf->cfg->daemon.max_in_flight)
 		return 1;
 	p = policy_for(sc, j->ca_name, j->profile_uuid);
 	if (!bucket_take(sc, p, d->now, &wait)) {
@@ -805,9 +880,9 @@ on_due_job(void *arg, const store_job *j)
 			d->rate_wait = d->now + wait;
 		return 0;
 	}
-	rc = start_attempt(sc, j, d->now);
+	rc = prepare_attempt(d, j);
 	if (rc < 0)
-		return 1; /* the database is full: stop here */
+		return 1; /* the round's transaction is lost: stop here */
 	d->started += rc;
 	return 0;
 }
@@ -822,6 +897,7 @@ on_verify_timeout(void *arg, const store_job *j)
 	dispatch_ctx *d = arg;
 	char msg[96], dur[32];
 	const cfg_policy *p = policy_for(d->sc, j->ca_name, j->profile_uuid);
+	int rc;
 
 	rn_duration_format(p->verify_timeout, dur, sizeof(dur));
 	snprintf(msg, sizeof(msg), "no certificate with the renewal ID "
@@ -829,59 +905,93 @@ on_verify_timeout(void *arg, const store_job *j)
 	if (j->attempts >= p->max_attempts) {
 		attempt_failed(d->sc, j->id, JOB_PUSHED, j->attempts,
 			       j->host_uuid, j->ca_name, j->profile_uuid,
-			       "verify_timeout", msg, 1);
-		if (d->sc->store_full)
-			return 1;
-	} else {
-		/* retry at once: the wait was the verify timeout itself */
-		int rc = store_job_attempt_failed(d->sc->s, j->id, JOB_PUSHED,
-						  "verify_timeout", msg, d->now,
-						  0, d->now);
-		if (rc == RN_EFULL) {
-			/* still pushed and due: the next round tries again */
-			full_enter(d->sc, "recording a verify timeout");
-			return 1;
-		}
-		if (rc && rc != RN_EBUSY)
-			log_errorx("cannot record verify timeout: %s",
-				   rn_strerror(rc));
-		else if (rc == RN_OK)
-			outcome("retry");
+			       "verify_timeout", msg, 1, 1);
+		return 0;
 	}
+	/* retry at once: the wait was the verify timeout itself */
+	rc = store_unit_begin(d->sc->s);
+	if (rc == RN_OK)
+		rc = store_unit_end(d->sc->s, store_job_attempt_failed(
+				    d->sc->s, j->id, JOB_PUSHED,
+				    "verify_timeout", msg, d->now, 0, d->now));
+	if (rc == RN_EFULL || !store_in_tx(d->sc->s)) {
+		d->abort = rc ? rc : RN_ESTORE;
+		return 1;
+	}
+	if (rc && rc != RN_EBUSY)
+		log_errorx("cannot record verify timeout: %s",
+			   rn_strerror(rc));
+	else if (rc == RN_OK)
+		d->retries++;
 	return 0;
 }
 
+/*
+ * One dispatch round: verify deadlines, then as many queued jobs as there
+ * is room for in flight, prepared in one transaction; their pushes start
+ * once it has committed.
+ */
 static void
 dispatch(sched *sc)
 {
 	dispatch_ctx d;
+	launch *l, *nx;
 	size_t cap;
+	int rc;
 
 	if (sc->stopping || sc->store_full)
 		return;
 	memset(&d, 0, sizeof(d));
 	d.sc = sc;
 	d.now = rn_now();
-	store_jobs_due(sc->s, JOB_PUSHED, d.now, 256, on_verify_timeout, &d);
-	if (!sc->store_full &&
-	    sc->in_flight < (size_t)sc->conf->cfg->daemon.max_in_flight) {
-		cap = (size_t)sc->conf->cfg->daemon.max_in_flight -
-		      sc->in_flight;
-		if (cap > 512)
-			cap = 512;
-		store_jobs_due(sc->s, JOB_QUEUED, d.now, (int)cap, on_due_job,
-			       &d);
+	d.ltail = &d.launches;
+	rc = store_begin(sc->s);
+	if (rc) {
+		d.abort = rc;
+	} else {
+		store_jobs_due(sc->s, JOB_PUSHED, d.now, 256,
+			       on_verify_timeout, &d);
+		if (!d.abort && sc->in_flight <
+				    (size_t)sc->conf->cfg->daemon.max_in_flight) {
+			cap = (size_t)sc->conf->cfg->daemon.max_in_flight -
+			      sc->in_flight;
+			if (cap > 512)
+				cap = 512;
+			store_jobs_due(sc->s, JOB_QUEUED, d.now, (int)cap,
+				       on_due_job, &d);
+		}
+		if (!d.abort)
+			d.abort = store_commit(sc->s);
+		if (d.abort)
+			store_rollback(sc->s);
 	}
 	sc->rate_wait_at = d.rate_wait;
-	if (sc->store_full)
+	for (l = d.launches; l; l = nx) {
+		nx = l->next;
+		if (!d.abort)
+			launch_push(sc, l);
+		launch_free(l);
+	}
+	if (d.abort == RN_EFULL) {
+		full_enter(sc, "starting attempts");
 		return; /* the write probe resumes the work */
+	}
+	if (d.abort) {
+		/* nothing of the round was kept: the wake timer tries again */
+		log_kv(RN_LOG_ERROR, "cannot start attempts", "err",
+		       rn_strerror(d.abort), "detail", store_errmsg(sc->s),
+		       NULL);
+		d.started = 0;
+	}
+	while (d.retries-- > 0)
+		outcome("retry");
 	/* More due work than one round took: come back next iteration. */
 	if (d.started > 0 &&
 	    sc->in_flight < (size_t)sc->conf->cfg->daemon.max_in_flight)
 		sc->dispatch_pending = 1;
 	arm_wake(sc);
 	if (sc->once && sc->idle_cb && sc->in_flight == 0 && !sc->scanning &&
-	    !sc->dispatch_pending) {
+	    !sc->dispatch_pending && sc->pend_head == NULL) {
 		int64_t next = store_jobs_next_at(sc->s, JOB_QUEUED);
 		if (next == 0 || next > d.now || d.rate_wait) {
 			void (*cb)(void *) = sc->idle_cb;
@@ -1060,6 +1170,22 @@ rearm_batch(sched *sc)
 	}
 }
 
+/*
+ * Whether a dispatch round now is worth its fixed cost (a transaction,
+ * the due queries, re-arming the wake timer): while pushes are in flight,
+ * wait until a quarter of max_in_flight is free, so rounds start several
+ * jobs at a time instead of one per completion. The completions that free
+ * the slots bring the next step; with nothing in flight it always runs.
+ */
+static int
+dispatch_worth(const sched *sc)
+{
+	size_t max = (size_t)sc->conf->cfg->daemon.max_in_flight;
+
+	return sc->in_flight == 0 ||
+	       (sc->in_flight < max && max - sc->in_flight >= (max + 3) / 4);
+}
+
 static void
 on_step(uv_timer_t *t)
 {
@@ -1082,7 +1208,8 @@ on_step(uv_timer_t *t)
 		}
 		return;
 	}
-	if (sc->rearm_cursor >= 0)
+	outcomes_write(sc);
+	if (sc->rearm_cursor >= 0 && !sc->store_full)
 		rearm_batch(sc);
 	if (sc->store_full)
 		return;
@@ -1090,7 +1217,8 @@ on_step(uv_timer_t *t)
 		scan_batch(sc);
 	if (sc->dispatch_pending && !sc->store_full) {
 		sc->dispatch_pending = 0;
-		dispatch(sc);
+		if (dispatch_worth(sc))
+			dispatch(sc);
 	}
 	if (!sc->store_full &&
 	    (sc->scanning || sc->dispatch_pending || sc->rearm_cursor >= 0))
@@ -1287,6 +1415,7 @@ maybe_finish(sched *sc)
 	free_waiters(sc->waiters);
 	free_waiters(sc->next_waiters);
 	sc->waiters = sc->next_waiters = NULL;
+	outcomes_write(sc);
 	if (sc->npending > 0) {
 		char n[24];
 		snprintf(n, sizeof(n), "%zu", sc->npending);
@@ -1352,7 +1481,7 @@ sched_job_refused(sched *sc, int64_t job_id, const char *event,
 		return RN_EBUSY;
 	}
 	attempt_failed(sc, j.id, j.state, j.attempts, j.host_uuid, j.ca_name,
-		       j.profile_uuid, event, detail, 0);
+		       j.profile_uuid, event, detail, 0, 0);
 	store_job_release(&j);
 	schedule_step(sc);
 	return RN_OK;

@@ -42,6 +42,8 @@ enum {
 	/* the set-based due scan */
 	ST_SCAN_BOUND, ST_SCAN_COUNT, ST_JOB_MAXID, ST_SCAN_ENQUEUE,
 	ST_SCAN_EVENTS, ST_SCAN_DEQUEUE,
+	/* one unit of a batched transaction */
+	ST_SP_BEGIN, ST_SP_RELEASE, ST_SP_UNDO,
 	ST__COUNT
 };
 
@@ -82,7 +84,7 @@ struct store {
 	"id, host_uuid, profile_uuid, ca_name, kind, renewal_id, "         \
 	"command_uuid, state, last_error, attempts, cert_id, "             \
 	"next_attempt_at, created_at, updated_at"
-#define OPEN_STATES "('queued','running','pushed','acknowledged')"
+#define OPEN_STATES RJ_OPEN_PRED
 #define CUR_NVA                                                            \
 	"FROM managed_certificates WHERE state = 'active' AND "           \
 	"not_valid_after "
@@ -220,14 +222,14 @@ static const char *const sql_text[ST__COUNT] = {
 		      "profile_uuid = ?2",
 	[ST_JOB_OPEN_ROW] = "SELECT " JOB_COLS " FROM renewal_jobs WHERE "
 			    "host_uuid = ?1 AND profile_uuid = ?2 AND "
-			    "ca_name = ?3 AND state IN " OPEN_STATES,
+			    "ca_name = ?3 AND " OPEN_STATES,
 	[ST_JOB_INSERT] =
 	    "INSERT INTO renewal_jobs (host_uuid, profile_uuid, ca_name, kind, "
 	    "cert_id, state, attempts, next_attempt_at, created_at, "
 	    "updated_at) VALUES (?1,?2,?3,?4,?5,'queued',0,?6,?6,?6) "
 	    "ON CONFLICT DO NOTHING",
 	[ST_JOB_OPEN] = "SELECT id FROM renewal_jobs WHERE host_uuid = ?1 AND "
-			"profile_uuid = ?2 AND ca_name = ?3 AND state IN "
+			"profile_uuid = ?2 AND ca_name = ?3 AND "
 			OPEN_STATES,
 	[ST_JOB_GET] = "SELECT " JOB_COLS " FROM renewal_jobs WHERE id = ?1",
 	[ST_JOB_BY_RID] = "SELECT j.id, j.host_uuid, j.profile_uuid, "
@@ -244,7 +246,8 @@ static const char *const sql_text[ST__COUNT] = {
 	[ST_JOB_START] = "UPDATE renewal_jobs SET state = 'running', "
 			 "attempts = attempts + 1, renewal_id = "
 			 "COALESCE(renewal_id, ?2), command_uuid = NULL, "
-			 "updated_at = ?3 WHERE id = ?1 AND state = 'queued'",
+			 "updated_at = ?3 WHERE id = ?1 AND state = 'queued' "
+			 "RETURNING " JOB_COLS,
 	[ST_RID_INSERT] = "INSERT OR IGNORE INTO job_renewal_ids (renewal_id, "
 			  "job_id, created_at) VALUES (?1, ?2, ?3)",
 	[ST_JOB_PUSHED] = "UPDATE renewal_jobs SET state = 'pushed', "
@@ -285,7 +288,7 @@ static const char *const sql_text[ST__COUNT] = {
 			   "COUNT(*) FROM renewal_schedule",
 	[ST_JOB_VERIFY] = "UPDATE renewal_jobs SET state = 'verified', "
 			  "last_error = NULL, updated_at = ?2 WHERE id = ?1 "
-			  "AND state IN " OPEN_STATES,
+			  "AND " OPEN_STATES,
 	[ST_CERT_SET_RENEW_AT] = "UPDATE managed_certificates SET renew_at = "
 				 "?2, policy = ?3 WHERE id = ?1",
 	/*
@@ -310,7 +313,7 @@ static const char *const sql_text[ST__COUNT] = {
 	[ST_JOB_BY_CMD] = "SELECT " JOB_COLS " FROM renewal_jobs WHERE "
 			  "command_uuid = ?1 ORDER BY id DESC LIMIT 1",
 	[ST_HOST_OPEN_JOBS] = "SELECT " JOB_COLS " FROM renewal_jobs WHERE "
-			      "host_uuid = ?1 AND state IN " OPEN_STATES
+			      "host_uuid = ?1 AND " OPEN_STATES
 			      " ORDER BY id",
 	[ST_JOB_ACK] = "UPDATE renewal_jobs SET state = 'acknowledged', "
 		       "updated_at = ?2 WHERE id = ?1 AND state = 'pushed'",
@@ -364,6 +367,9 @@ static const char *const sql_text[ST__COUNT] = {
 			 "received_at) VALUES (' renewd write probe', NULL, ?1)",
 	[ST_PROBE_DEL] = "DELETE FROM mdm_events WHERE event_id = "
 			 "' renewd write probe'",
+	[ST_SP_BEGIN] = "SAVEPOINT rn_unit",
+	[ST_SP_RELEASE] = "RELEASE rn_unit",
+	[ST_SP_UNDO] = "ROLLBACK TO rn_unit",
 };
 
 /* ---- plumbing --------------------------------------------------------- */
@@ -493,6 +499,42 @@ store_rollback(store *s)
 {
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int
+store_in_tx(store *s)
+{
+	return !sqlite3_get_autocommit(s->db);
+}
+
+int
+store_unit_begin(store *s)
+{
+	sqlite3_stmt *st = stmt(s, ST_SP_BEGIN);
+
+	return st ? exec_stmt(s, st, NULL) : RN_ESTORE;
+}
+
+int
+store_unit_end(store *s, int rc)
+{
+	sqlite3_stmt *st;
+
+	/* SQLite may have rolled the whole transaction back (a full disk,
+	 * an I/O error): then there is no savepoint left to end */
+	if (!store_in_tx(s))
+		return rc ? rc : RN_ESTORE;
+	if (rc) {
+		st = stmt(s, ST_SP_UNDO);
+		if (st == NULL || exec_stmt(s, st, NULL) != RN_OK)
+			return rc;
+	}
+	st = stmt(s, ST_SP_RELEASE);
+	if (st == NULL)
+		return rc ? rc : RN_ESTORE;
+	if (exec_stmt(s, st, NULL) != RN_OK && rc == RN_OK)
+		return RN_ESTORE;
+	return rc;
 }
 
 const char *
@@ -651,6 +693,91 @@ store_schema_version(store *s)
 	return v;
 }
 
+/* Text of one row of sqlite_schema, or NULL. */
+static char *
+schema_sql(store *s, const char *table)
+{
+	sqlite3_stmt *st;
+	char *sql = NULL;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT sql FROM sqlite_schema WHERE "
+			       "type = 'table' AND name = ?1", -1, &st,
+			       NULL) != SQLITE_OK)
+		return NULL;
+	bind_text(st, 1, table);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		sql = col_text(st, 0);
+	sqlite3_finalize(st);
+	return sql;
+}
+
+/*
+ * The CHECK rewrites of migration `n` (schema.h): edit the CREATE TABLE
+ * text in sqlite_schema and bump schema_version so every connection
+ * re-reads it, inside the migration's transaction. Changes no row.
+ */
+static int
+rewrite_checks(store *s, int n, char **errmsg)
+{
+	const size_t count = sizeof(schema_rewrites) / sizeof(schema_rewrites[0]);
+	sqlite3_stmt *st = NULL;
+	char *sql = NULL, *at, *next = NULL, pragma[64];
+	int rc = RN_OK, ver = -1;
+	size_t i;
+
+	for (i = 0; i < count && rc == RN_OK; i++) {
+		const struct schema_rewrite *w = &schema_rewrites[i];
+		if (w->migration != n)
+			continue;
+		sql = schema_sql(s, w->table);
+		at = sql ? strstr(sql, w->from) : NULL;
+		if (at == NULL || strstr(at + 1, w->from) != NULL) {
+			*errmsg = rn_asprintf("table %s does not have the "
+					      "constraint %s once", w->table,
+					      w->from);
+			free(sql);
+			return RN_ESTORE;
+		}
+		next = rn_asprintf("%.*s%s%s", (int)(at - sql), sql, w->to,
+				   at + strlen(w->from));
+		free(sql);
+		if (next == NULL)
+			return RN_ENOMEM;
+		rc = exec_sql(s, "PRAGMA writable_schema = ON");
+		if (rc == RN_OK &&
+		    sqlite3_prepare_v2(s->db, "UPDATE sqlite_schema SET sql = "
+				       "?1 WHERE type = 'table' AND name = ?2",
+				       -1, &st, NULL) != SQLITE_OK)
+			rc = RN_ESTORE;
+		if (rc == RN_OK) {
+			bind_text(st, 1, next);
+			bind_text(st, 2, w->table);
+			rc = sqlite3_step(st) == SQLITE_DONE ? RN_OK
+							     : RN_ESTORE;
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+		free(next);
+		if (exec_sql(s, "PRAGMA writable_schema = OFF") && rc == RN_OK)
+			rc = RN_ESTORE;
+		if (rc == RN_OK) {
+			if (sqlite3_prepare_v2(s->db, "PRAGMA schema_version",
+					       -1, &st, NULL) == SQLITE_OK &&
+			    sqlite3_step(st) == SQLITE_ROW)
+				ver = sqlite3_column_int(st, 0);
+			sqlite3_finalize(st);
+			st = NULL;
+			snprintf(pragma, sizeof(pragma),
+				 "PRAGMA schema_version = %d", ver + 1);
+			rc = ver < 0 ? RN_ESTORE : exec_sql(s, pragma);
+		}
+	}
+	if (rc && *errmsg == NULL)
+		*errmsg = rn_asprintf("cannot rewrite a constraint: %s",
+				      sqlite3_errmsg(s->db));
+	return rc;
+}
+
 /* Apply the migrations after the stored version, each in its own
  * transaction together with its user_version bump. */
 static int
@@ -675,6 +802,8 @@ migrate(store *s, char **errmsg)
 		rc = store_begin(s);
 		if (rc == RN_OK)
 			rc = exec_sql(s, store_migrations[n]);
+		if (rc == RN_OK)
+			rc = rewrite_checks(s, n + 1, errmsg);
 		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d",
 			 n + 1);
 		if (rc == RN_OK)
@@ -682,8 +811,10 @@ migrate(store *s, char **errmsg)
 		if (rc == RN_OK)
 			rc = store_commit(s);
 		if (rc) {
+			char *why = *errmsg;
 			*errmsg = rn_asprintf("migration %d failed: %s", n + 1,
-					      sqlite3_errmsg(s->db));
+					      why ? why : sqlite3_errmsg(s->db));
+			free(why);
 			store_rollback(s);
 			return rc;
 		}
@@ -1752,7 +1883,7 @@ store_job_start(store *s, int64_t id, const char *new_renewal_id,
 		int64_t now, store_job *out)
 {
 	sqlite3_stmt *st;
-	int own, rc, changes = 0;
+	int own, rc;
 	char d[128];
 
 	memset(out, 0, sizeof(*out));
@@ -1767,14 +1898,9 @@ store_job_start(store *s, int64_t id, const char *new_renewal_id,
 	sqlite3_bind_int64(st, 1, id);
 	bind_text(st, 2, new_renewal_id);
 	sqlite3_bind_int64(st, 3, now);
-	rc = exec_stmt(s, st, &changes);
-	if (rc)
-		goto out;
-	if (changes == 0) {
-		rc = RN_EBUSY;
-		goto out;
-	}
-	rc = store_job_get(s, id, out);
+	rc = one_job(s, st, out);
+	if (rc == RN_ENOTFOUND)
+		rc = RN_EBUSY; /* not queued (any more) */
 	if (rc)
 		goto out;
 	st = stmt(s, ST_RID_INSERT);

@@ -27,7 +27,7 @@
 
 #include "common/common.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 typedef struct store store;
 
@@ -120,6 +120,16 @@ void store_rollback(store *s);
  */
 int store_tx_begin(store *s, int *own);
 int store_tx_end(store *s, int own, int rc);
+/* 1 while a transaction is open on this connection. */
+int store_in_tx(store *s);
+/*
+ * One unit inside the caller's transaction (a savepoint): store_unit_end
+ * keeps the unit's writes when rc is 0, else undoes them and only them;
+ * it returns rc (or its own failure). When SQLite has rolled the whole
+ * transaction back (RN_EFULL, an I/O error), store_in_tx says 0.
+ */
+int store_unit_begin(store *s);
+int store_unit_end(store *s, int rc);
 
 /* ---- hosts and profiles ----------------------------------------------- */
 

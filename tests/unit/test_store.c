@@ -1218,6 +1218,111 @@ test_migrate_from_v1(void **state)
 	store_host_release(&h);
 }
 
+/* Rows of `sql` (a query) the test database returns, or -1. */
+static int
+sql_count(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+	int n = 0;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	while (sqlite3_step(st) == SQLITE_ROW)
+		n++;
+	sqlite3_finalize(st);
+	return n;
+}
+
+/*
+ * Migration 4 rewrites the state CHECKs and the open-jobs index without
+ * IN lists: a version 3 database keeps its rows, and the constraints
+ * still refuse what they refused.
+ */
+static void
+test_migrate_checks_v4(void **state)
+{
+	fx *f = *state;
+	sqlite3 *db;
+	int i;
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(sqlite3_exec(db, store_migrations[i], NULL,
+					      NULL, NULL),
+				 SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "PRAGMA user_version = 3;"
+				      "INSERT INTO hosts (uuid, first_seen, "
+				      "last_seen) VALUES ('h1', 1, 1);"
+				      "INSERT INTO profiles (uuid, identifier,"
+				      " template, sha256, updated_at) VALUES "
+				      "('p1', 'com.x', x'00', 'x', 1);"
+				      "INSERT INTO renewal_jobs (host_uuid, "
+				      "profile_uuid, ca_name, kind, state, "
+				      "next_attempt_at, created_at, updated_at)"
+				      " VALUES ('h1','p1','ca','renew','queued',"
+				      "1,1,1)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(open_rw(f), RN_OK);
+	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
+	store_close(f->s);
+	f->s = NULL;
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sql_count(db, "SELECT 1 FROM sqlite_schema WHERE "
+				   "name IN ('renewal_jobs', 'rj_open', "
+				   "'managed_certificates') AND instr(sql, "
+				   "' IN (') > 0"),
+			 0);
+	assert_int_equal(sql_count(db, "SELECT 1 FROM renewal_jobs WHERE "
+				   "state = 'queued'"),
+			 1);
+	assert_int_equal(sql_count(db, "SELECT 1 FROM pragma_integrity_check"
+				   " WHERE integrity_check = 'ok'"),
+			 1);
+	/* a second open job for the triple, a bad state, a bad kind */
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO renewal_jobs (host_uuid,"
+				      " profile_uuid, ca_name, kind, state, "
+				      "next_attempt_at, created_at, updated_at)"
+				      " VALUES ('h1','p1','ca','renew','pushed',"
+				      "1,1,1)", NULL, NULL, NULL),
+			 SQLITE_CONSTRAINT);
+	assert_int_equal(sqlite3_exec(db, "UPDATE renewal_jobs SET state = "
+				      "'bogus'", NULL, NULL, NULL),
+			 SQLITE_CONSTRAINT);
+	assert_int_equal(sqlite3_exec(db, "UPDATE renewal_jobs SET kind = "
+				      "'other'", NULL, NULL, NULL),
+			 SQLITE_CONSTRAINT);
+	assert_int_equal(sqlite3_exec(db, "UPDATE renewal_jobs SET state = "
+				      "'verified'", NULL, NULL, NULL),
+			 SQLITE_OK);
+	/* closed: the triple may have an open job again */
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO renewal_jobs (host_uuid,"
+				      " profile_uuid, ca_name, kind, state, "
+				      "next_attempt_at, created_at, updated_at)"
+				      " VALUES ('h1','p1','ca','renew','pushed',"
+				      "1,1,1)", NULL, NULL, NULL),
+			 SQLITE_OK);
+	/* the open-job lookup is served by the partial index */
+	{
+		sqlite3_stmt *st;
+		assert_int_equal(
+		    sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT id FROM "
+				       "renewal_jobs WHERE host_uuid = 'h1' "
+				       "AND profile_uuid = 'p1' AND ca_name ="
+				       " 'ca' AND " RJ_OPEN_PRED, -1, &st,
+				       NULL),
+		    SQLITE_OK);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		assert_non_null(strstr((const char *)sqlite3_column_text(st, 3),
+				       "rj_open"));
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+}
+
 /*
  * What the scheduler uses while the disk is full: a write probe that
  * leaves nothing behind, and putting back a job whose attempt never got
@@ -1284,6 +1389,8 @@ main(void)
 						setup_empty, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_open_readonly_uninitialised, setup_empty, teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_checks_v4,
+						setup_empty, teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_from_v1,
 						setup_empty, teardown),
 		cmocka_unit_test_setup_teardown(test_open_newer_schema,
