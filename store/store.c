@@ -63,6 +63,10 @@ struct store {
 	pthread_cond_t ckpt_cv;
 	int ckpt_on, ckpt_want, ckpt_stop;
 	int ckpt_frames; /* WAL size at the last wake (committing thread) */
+	/* store_scan_due's connection, foreign keys off (see there) */
+	sqlite3 *scan_db;
+	sqlite3_stmt *scan_st[ST__COUNT];
+	int scan_off; /* no scan connection: scan on db */
 };
 
 /*
@@ -374,30 +378,38 @@ static const char *const sql_text[ST__COUNT] = {
 
 /* ---- plumbing --------------------------------------------------------- */
 
-/* The cached statement `id`, reset and with bindings cleared. */
+/* The statement `id` cached in `cache` for connection `db`, reset and
+ * with bindings cleared. */
 static sqlite3_stmt *
-stmt(store *s, int id)
+stmt_on(sqlite3 *db, sqlite3_stmt **cache, int id)
 {
-	sqlite3_stmt *st = s->st[id];
+	sqlite3_stmt *st = cache[id];
 
 	if (st == NULL) {
-		if (sqlite3_prepare_v3(s->db, sql_text[id], -1,
+		if (sqlite3_prepare_v3(db, sql_text[id], -1,
 				       SQLITE_PREPARE_PERSISTENT, &st,
 				       NULL) != SQLITE_OK) {
 			log_errorx("cannot prepare statement %d: %s", id,
-				   sqlite3_errmsg(s->db));
+				   sqlite3_errmsg(db));
 			return NULL;
 		}
-		s->st[id] = st;
+		cache[id] = st;
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	return st;
 }
 
-/* Map an SQLite result code to ours, logging unexpected ones. */
+static sqlite3_stmt *
+stmt(store *s, int id)
+{
+	return stmt_on(s->db, s->st, id);
+}
+
+/* Map an SQLite result code of connection `db` to ours, logging
+ * unexpected ones. */
 static int
-sqerr(store *s, int rc)
+db_err(sqlite3 *db, int rc)
 {
 	switch (rc) {
 	case SQLITE_OK:
@@ -405,16 +417,16 @@ sqerr(store *s, int rc)
 	case SQLITE_ROW:
 		return RN_OK;
 	case SQLITE_FULL:
-		log_errorx("database is full: %s", sqlite3_errmsg(s->db));
+		log_errorx("database is full: %s", sqlite3_errmsg(db));
 		return RN_EFULL;
 	case SQLITE_IOERR:
 		/* e.g. the -shm file could not grow: the disk is full too */
-		if (sqlite3_system_errno(s->db) == ENOSPC) {
+		if (sqlite3_system_errno(db) == ENOSPC) {
 			log_errorx("database is full: %s: %s",
-				   sqlite3_errmsg(s->db), strerror(ENOSPC));
+				   sqlite3_errmsg(db), strerror(ENOSPC));
 			return RN_EFULL;
 		}
-		log_errorx("database error: %s", sqlite3_errmsg(s->db));
+		log_errorx("database error: %s", sqlite3_errmsg(db));
 		return RN_ESTORE;
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
@@ -422,9 +434,15 @@ sqerr(store *s, int rc)
 	case SQLITE_CONSTRAINT:
 		return RN_EEXIST;
 	default:
-		log_errorx("database error: %s", sqlite3_errmsg(s->db));
+		log_errorx("database error: %s", sqlite3_errmsg(db));
 		return RN_ESTORE;
 	}
+}
+
+static int
+sqerr(store *s, int rc)
+{
+	return db_err(s->db, rc);
 }
 
 static void
@@ -986,8 +1004,10 @@ store_checkpoint_start(store *s, const char *path)
 		return RN_ENOMEM;
 	}
 	s->ckpt_on = 1;
-	/* replaces SQLite's own auto-checkpoint on this connection */
+	/* replaces SQLite's own auto-checkpoint on these connections */
 	sqlite3_wal_hook(s->db, on_wal_commit, s);
+	if (s->scan_db)
+		sqlite3_wal_hook(s->scan_db, on_wal_commit, s);
 	return RN_OK;
 }
 
@@ -998,6 +1018,9 @@ store_close(store *s)
 
 	if (s == NULL)
 		return;
+	for (i = 0; i < ST__COUNT; i++)
+		sqlite3_finalize(s->scan_st[i]);
+	sqlite3_close(s->scan_db);
 	if (s->ckpt_on) {
 		sqlite3_wal_hook(s->db, NULL, NULL);
 		pthread_mutex_lock(&s->ckpt_mu);
@@ -1552,16 +1575,89 @@ store_certs_rearm(store *s, int64_t after, int limit, store_renew_at_cb cb,
 
 /* ---- scan ------------------------------------------------------------- */
 
+/*
+ * The scan writes on a connection of its own with foreign keys off. Every
+ * value it writes is copied, inside the same statement, from rows whose
+ * keys were checked when they were written: a job's host, profile and
+ * certificate from the certificate it renews (managed_certificates'
+ * foreign keys), an event's job from the job just inserted; the queue
+ * delete references nothing. The checks could only fail on a database
+ * that is already broken, and they were half of the scan's instructions
+ * (10,000 jobs: random probes of the hosts index by text UUID, the
+ * profiles and certificates, the events' job; and a two-pass DELETE,
+ * which SQLite uses for a table with a foreign key). PRAGMA foreign_keys
+ * cannot change inside a transaction and expires every prepared
+ * statement when it does, so the main connection keeps them on for all
+ * the writes that carry outside input. Opened on first use; a database
+ * without a file (":memory:") or a failed open scans on the main
+ * connection, as does a scan called inside the caller's transaction (the
+ * second connection would wait for its lock).
+ */
+static int
+scan_conn(store *s)
+{
+	const char *path;
+	int rc;
+
+	if (s->scan_db)
+		return RN_OK;
+	if (s->scan_off || s->readonly)
+		return RN_EINVAL;
+	path = sqlite3_db_filename(s->db, "main");
+	if (path == NULL || *path == '\0') {
+		s->scan_off = 1;
+		return RN_EINVAL;
+	}
+	rc = sqlite3_open_v2(path, &s->scan_db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(s->scan_db, 5000);
+		sqlite3_extended_result_codes(s->scan_db, 0);
+		rc = sqlite3_exec(s->scan_db,
+				  "PRAGMA synchronous = NORMAL;"
+				  "PRAGMA foreign_keys = OFF",
+				  NULL, NULL, NULL);
+	}
+	if (rc != SQLITE_OK) {
+		log_warnx("cannot open database '%s' for scans, scanning on "
+			  "the main connection: %s", path,
+			  s->scan_db ? sqlite3_errmsg(s->scan_db)
+				     : "out of memory");
+		sqlite3_close(s->scan_db);
+		s->scan_db = NULL;
+		s->scan_off = 1;
+		return RN_ESTORE;
+	}
+	if (s->ckpt_on)
+		sqlite3_wal_hook(s->scan_db, on_wal_commit, s);
+	return RN_OK;
+}
+
 /* One integer column of a one-row statement; *found = 0 without a row. */
 static int
-step_int(store *s, sqlite3_stmt *st, int col, int64_t *v, int *found)
+step_int(sqlite3_stmt *st, int col, int64_t *v, int *found)
 {
 	int rc = sqlite3_step(st);
 
 	*found = rc == SQLITE_ROW;
 	if (rc == SQLITE_ROW)
 		*v = sqlite3_column_int64(st, col);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RN_OK : sqerr(s, rc);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE
+		   ? RN_OK
+		   : db_err(sqlite3_db_handle(st), rc);
+}
+
+/* Step a statement that returns no rows; *changes gets the row count. */
+static int
+step_done(sqlite3_stmt *st, int *changes)
+{
+	sqlite3 *db = sqlite3_db_handle(st);
+	int rc = sqlite3_step(st);
+
+	if (changes)
+		*changes = sqlite3_changes(db);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? RN_OK : db_err(db, rc);
 }
 
 /*
@@ -1574,23 +1670,31 @@ step_int(store *s, sqlite3_stmt *st, int col, int64_t *v, int *found)
 int
 store_scan_due(store *s, int64_t now, int limit, int *seen, int *enqueued)
 {
-	sqlite3_stmt *st;
+	sqlite3 *db = s->db;
+	sqlite3_stmt **cache = s->st, *st;
 	int64_t bound_at = now, bound_id = INT64_MAX, maxid = 0, v = 0;
 	int own, rc, found, changes = 0;
 
 	*seen = *enqueued = 0;
 	if (limit < 1)
 		return RN_EINVAL;
-	rc = tx_begin(s, &own);
-	if (rc)
-		return rc;
-	if ((st = stmt(s, ST_SCAN_BOUND)) == NULL) {
+	if (sqlite3_get_autocommit(s->db) && scan_conn(s) == RN_OK) {
+		db = s->scan_db;
+		cache = s->scan_st;
+	}
+	own = sqlite3_get_autocommit(db);
+	if (own) {
+		rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+		if (rc != SQLITE_OK)
+			return db_err(db, rc);
+	}
+	if ((st = stmt_on(db, cache, ST_SCAN_BOUND)) == NULL) {
 		rc = RN_ESTORE;
 		goto out;
 	}
 	sqlite3_bind_int64(st, 1, now);
 	sqlite3_bind_int(st, 2, limit - 1);
-	rc = step_int(s, st, 0, &bound_at, &found);
+	rc = step_int(st, 0, &bound_at, &found);
 	if (rc == RN_OK && found)
 		bound_id = sqlite3_column_int64(st, 1);
 	sqlite3_reset(st);
@@ -1600,12 +1704,12 @@ store_scan_due(store *s, int64_t now, int limit, int *seen, int *enqueued)
 		*seen = limit;
 	} else {
 		bound_at = now;
-		if ((st = stmt(s, ST_SCAN_COUNT)) == NULL) {
+		if ((st = stmt_on(db, cache, ST_SCAN_COUNT)) == NULL) {
 			rc = RN_ESTORE;
 			goto out;
 		}
 		sqlite3_bind_int64(st, 1, now);
-		rc = step_int(s, st, 0, &v, &found);
+		rc = step_int(st, 0, &v, &found);
 		sqlite3_reset(st);
 		if (rc)
 			goto out;
@@ -1613,47 +1717,55 @@ store_scan_due(store *s, int64_t now, int limit, int *seen, int *enqueued)
 	}
 	if (*seen == 0)
 		goto out;
-	if ((st = stmt(s, ST_JOB_MAXID)) == NULL) {
+	if ((st = stmt_on(db, cache, ST_JOB_MAXID)) == NULL) {
 		rc = RN_ESTORE;
 		goto out;
 	}
-	rc = step_int(s, st, 0, &maxid, &found);
+	rc = step_int(st, 0, &maxid, &found);
 	sqlite3_reset(st);
 	if (rc)
 		goto out;
-	if ((st = stmt(s, ST_SCAN_ENQUEUE)) == NULL) {
+	if ((st = stmt_on(db, cache, ST_SCAN_ENQUEUE)) == NULL) {
 		rc = RN_ESTORE;
 		goto out;
 	}
 	sqlite3_bind_int64(st, 1, now);
 	sqlite3_bind_int64(st, 2, bound_at);
 	sqlite3_bind_int64(st, 3, bound_id);
-	rc = exec_stmt(s, st, &changes);
+	rc = step_done(st, &changes);
 	if (rc)
 		goto out;
 	*enqueued = changes;
 	if (changes > 0) {
-		if ((st = stmt(s, ST_SCAN_EVENTS)) == NULL) {
+		if ((st = stmt_on(db, cache, ST_SCAN_EVENTS)) == NULL) {
 			rc = RN_ESTORE;
 			goto out;
 		}
 		sqlite3_bind_int64(st, 1, now);
 		sqlite3_bind_int64(st, 2, maxid);
-		rc = exec_stmt(s, st, NULL);
+		rc = step_done(st, NULL);
 		if (rc)
 			goto out;
 	}
 	/* With or without a new job (an open one renews it), the
 	 * certificates leave the due queue. */
-	if ((st = stmt(s, ST_SCAN_DEQUEUE)) == NULL) {
+	if ((st = stmt_on(db, cache, ST_SCAN_DEQUEUE)) == NULL) {
 		rc = RN_ESTORE;
 		goto out;
 	}
 	sqlite3_bind_int64(st, 1, bound_at);
 	sqlite3_bind_int64(st, 2, bound_id);
-	rc = exec_stmt(s, st, NULL);
+	rc = step_done(st, NULL);
 out:
-	rc = tx_end(s, own, rc);
+	if (own) {
+		if (rc == RN_OK) {
+			int c = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+			if (c != SQLITE_OK)
+				rc = db_err(db, c);
+		}
+		if (rc && !sqlite3_get_autocommit(db))
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	}
 	if (rc)
 		*seen = *enqueued = 0;
 	return rc;

@@ -3,8 +3,10 @@
  * store.c, prepared once per connection and bound, never built with printf.
  *
  * Invariants:
- *  - WAL mode, foreign keys on, a busy timeout, schema versioned by
- *    PRAGMA user_version and migrated forward on open (read-write only);
+ *  - WAL mode, foreign keys on for every write of outside input, a busy
+ *    timeout, schema versioned by PRAGMA user_version and migrated
+ *    forward on open (read-write only); the due scan writes on a second
+ *    connection without foreign keys, copying only keys of checked rows;
  *  - at most one certificate in state active|renewing per host x profile x
  *    CA, and at most one job not in a final state per triple (partial
  *    unique indexes enforce both);
@@ -216,7 +218,9 @@ int store_certs_rearm(store *s, int64_t after, int limit,
  * job (unless its triple already has an open one) with an 'enqueued'
  * event, and leaves the due queue ('renewing'). *seen counts due rows
  * taken, *enqueued new jobs. Set-based: a handful of statements per
- * batch, whatever its size.
+ * batch, whatever its size. Runs on the store's scan connection (foreign
+ * keys off, opened on first use), or inside the caller's transaction on
+ * the main connection when one is open.
  */
 int store_scan_due(store *s, int64_t now, int limit, int *seen,
 		   int *enqueued);

@@ -1,11 +1,11 @@
 /*
  * scanprobe: the store side of one due scan, without the loop: opens a
- * database, runs store_scan_due in batches of SCHED_SCAN_BATCH at time
- * NOW until a short batch, and prints each batch's time. A profiling aid
- * for bench_scan.py (perf, callgrind); the benchmark itself measures
- * renewd.
+ * database, runs store_scan_due in batches of SCHED_SCAN_BATCH (or BATCH)
+ * at time NOW until a short batch, and prints each batch's time. A
+ * profiling aid for bench_scan.py (perf, callgrind); the benchmark itself
+ * measures renewd.
  *
- *   scanprobe DB NOW
+ *   scanprobe DB NOW [BATCH]
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -40,11 +40,15 @@ main(int argc, char **argv)
 {
 	store *s = NULL;
 	char *err = NULL;
-	int seen = 0, enq = 0, total = 0, rc;
+	int seen = 0, enq = 0, total = 0, batch = SCHED_SCAN_BATCH, rc;
 	double t0, t1, start, cpu0;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: scanprobe DB NOW\n");
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: scanprobe DB NOW [BATCH]\n");
+		return 2;
+	}
+	if (argc == 4 && (batch = atoi(argv[3])) < 1) {
+		fprintf(stderr, "scanprobe: BATCH must be a positive number\n");
 		return 2;
 	}
 	if (store_open(argv[1], 0, &s, &err)) {
@@ -56,7 +60,7 @@ main(int argc, char **argv)
 	do {
 		t0 = ms_now();
 		rc = store_scan_due(s, strtoll(argv[2], NULL, 10),
-				    SCHED_SCAN_BATCH, &seen, &enq);
+				    batch, &seen, &enq);
 		t1 = ms_now();
 		if (rc) {
 			fprintf(stderr, "scanprobe: scan failed: %s\n",
@@ -67,7 +71,7 @@ main(int argc, char **argv)
 		total += enq;
 		printf("batch seen=%d enqueued=%d ms=%.2f\n", seen, enq,
 		       t1 - t0);
-	} while (seen == SCHED_SCAN_BATCH);
+	} while (seen == batch);
 	printf("scan enqueued=%d ms=%.2f cpu_ms=%.2f\n", total,
 	       ms_now() - start, cpu_ms() - cpu0);
 	store_close(s);

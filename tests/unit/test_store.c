@@ -1218,30 +1218,12 @@ test_migrate_from_v1(void **state)
 	store_host_release(&h);
 }
 
-/* Rows of `sql` (a query) the test database returns, or -1. */
-static int
-sql_count(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *st;
-	int n = 0;
-
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	while (sqlite3_step(st) == SQLITE_ROW)
-		n++;
-	sqlite3_finalize(st);
-	return n;
-}
-
-/*
- * Migration 4 rewrites the state CHECKs and the open-jobs index without
- * IN lists: a version 3 database keeps its rows, and the constraints
- * still refuse what they refused.
- */
+/* A database at schema version 3 (the migration strings up to 3) with
+ * `sql` run on it by a plain connection (foreign keys off, as sqlite3's
+ * default). */
 static void
-test_migrate_checks_v4(void **state)
+make_v3(fx *f, const char *sql)
 {
-	fx *f = *state;
 	sqlite3 *db;
 	int i;
 
@@ -1250,69 +1232,146 @@ test_migrate_checks_v4(void **state)
 		assert_int_equal(sqlite3_exec(db, store_migrations[i], NULL,
 					      NULL, NULL),
 				 SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
-				      "PRAGMA user_version = 3;"
-				      "INSERT INTO hosts (uuid, first_seen, "
-				      "last_seen) VALUES ('h1', 1, 1);"
-				      "INSERT INTO profiles (uuid, identifier,"
-				      " template, sha256, updated_at) VALUES "
-				      "('p1', 'com.x', x'00', 'x', 1);"
-				      "INSERT INTO renewal_jobs (host_uuid, "
-				      "profile_uuid, ca_name, kind, state, "
-				      "next_attempt_at, created_at, updated_at)"
-				      " VALUES ('h1','p1','ca','renew','queued',"
-				      "1,1,1)",
-				      NULL, NULL, NULL),
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 3", NULL,
+				      NULL, NULL),
 			 SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
+}
+
+#define V3_ROWS                                                            \
+	"INSERT INTO hosts (uuid, first_seen, last_seen) VALUES "          \
+	"('h-1', 1, 1), ('h-2', 1, 1);"                                    \
+	"INSERT INTO profiles (uuid, identifier, template, sha256, "       \
+	"updated_at) VALUES ('p-1', 'com.example.wifi', x'00', 'ab', 1);"  \
+	"INSERT INTO managed_certificates (id, host_uuid, profile_uuid, "  \
+	"ca_name, serial, subject, sha256, not_valid_before, "             \
+	"not_valid_after, state, renew_at, created_at, updated_at) VALUES "\
+	"(7, 'h-1', 'p-1', 'ca1', '01', 'CN=h-1', 'cd', 1, 9, 'active', 5, "\
+	"1, 1);"                                                           \
+	"INSERT INTO renewal_jobs (id, host_uuid, profile_uuid, ca_name, " \
+	"kind, cert_id, renewal_id, command_uuid, state, attempts, "       \
+	"next_attempt_at, last_error, created_at, updated_at) VALUES "     \
+	"(3, 'h-1', 'p-1', 'ca1', 'renew', 7, 'RID-3', NULL, 'verified', " \
+	"1, 10, NULL, 2, 3),"                                              \
+	"(4, 'h-1', 'p-1', 'ca1', 'resend', 7, 'RID-4', 'CMD-4', "         \
+	"'pushed', 2, 20, 'timeout', 4, 5),"                               \
+	"(5, 'h-2', 'p-1', 'ca1', 'issue', NULL, NULL, NULL, 'queued', 0, "\
+	"30, NULL, 6, 6);"                                                 \
+	"INSERT INTO job_events (job_id, at, event, detail) VALUES "       \
+	"(3, 2, 'enqueued', NULL), (3, 3, 'verified', NULL), "             \
+	"(4, 4, 'enqueued', NULL), (4, 5, 'pushed', 'CMD-4');"             \
+	"INSERT INTO job_renewal_ids (renewal_id, job_id, created_at) "    \
+	"VALUES ('RID-4', 4, 5);"                                          \
+	"INSERT INTO scep_tokens (token_hash, host_uuid, profile_uuid, "   \
+	"ca_name, job_id, created_at, expires_at) VALUES "                 \
+	"('t-4', 'h-1', 'p-1', 'ca1', 4, 5, 99);"
+
+/*
+ * Migration 4 rebuilds renewal_jobs (constraints without IN lists): an
+ * old database keeps its jobs with their ids, events, renewal IDs and
+ * tokens, and the rebuilt table still enforces the states, one open job
+ * per triple, command UUID lookups and its foreign keys.
+ */
+static void
+test_migrate_v3_jobs(void **state)
+{
+	fx *f = *state;
+	store_job j;
+	store_token t;
+	sqlite3 *db;
+	char *v;
+	int64_t id = 0;
+
+	make_v3(f, V3_ROWS);
 	assert_int_equal(open_rw(f), RN_OK);
 	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
+
+	get_job(f->s, 4, &j);
+	assert_string_equal(j.host_uuid, "h-1");
+	assert_string_equal(j.profile_uuid, "p-1");
+	assert_string_equal(j.ca_name, "ca1");
+	assert_string_equal(j.kind, "resend");
+	assert_string_equal(j.renewal_id, "RID-4");
+	assert_string_equal(j.command_uuid, "CMD-4");
+	assert_string_equal(j.state, JOB_PUSHED);
+	assert_string_equal(j.last_error, "timeout");
+	assert_int_equal(j.attempts, 2);
+	assert_true(j.cert_id == 7 && j.next_attempt_at == 20 &&
+		    j.created_at == 4 && j.updated_at == 5);
+	store_job_release(&j);
+	get_job(f->s, 3, &j);
+	assert_string_equal(j.state, JOB_VERIFIED);
+	store_job_release(&j);
+	expect_events(f->s, 3, "enqueued,verified");
+	expect_events(f->s, 4, "enqueued,pushed");
+	assert_int_equal(store_job_by_renewal_id(f->s, "RID-4", &j), RN_OK);
+	assert_true(j.id == 4);
+	store_job_release(&j);
+	assert_int_equal(store_token_get(f->s, "t-4", &t), RN_OK);
+	assert_true(t.job_id == 4);
+
+	/* the rebuilt indexes: by command UUID, and the open job */
+	assert_int_equal(store_job_by_command_uuid(f->s, "CMD-4", &j), RN_OK);
+	assert_true(j.id == 4);
+	store_job_release(&j);
+	assert_int_equal(store_job_open(f->s, "h-1", "p-1", "ca1", &j), RN_OK);
+	assert_true(j.id == 4);
+	store_job_release(&j);
+	assert_int_equal(store_job_enqueue(f->s, "h-1", "p-1", "ca1", "resend",
+					   0, "again", 40, &id),
+			 RN_EEXIST);
+	assert_true(id == 4);
+	/* a new job goes after the old ids */
+	assert_int_equal(store_job_enqueue(f->s, "h-2", "p-1", "ca2", "issue",
+					   0, "new", 40, &id),
+			 RN_OK);
+	assert_true(id == 6);
+	/* foreign keys are back on after the migration */
+	assert_int_not_equal(store_job_event(f->s, 999, "note", "x", 41),
+			     RN_OK);
+	assert_int_not_equal(store_job_enqueue(f->s, "h-none", "p-1", "ca1",
+					       "issue", 0, "x", 41, &id),
+			     RN_OK);
 	store_close(f->s);
 	f->s = NULL;
 
+	/* the constraints hold, written as ORs of equalities */
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sql_count(db, "SELECT 1 FROM sqlite_schema WHERE "
-				   "name IN ('renewal_jobs', 'rj_open', "
-				   "'managed_certificates') AND instr(sql, "
-				   "' IN (') > 0"),
-			 0);
-	assert_int_equal(sql_count(db, "SELECT 1 FROM renewal_jobs WHERE "
-				   "state = 'queued'"),
-			 1);
-	assert_int_equal(sql_count(db, "SELECT 1 FROM pragma_integrity_check"
-				   " WHERE integrity_check = 'ok'"),
-			 1);
-	/* a second open job for the triple, a bad state, a bad kind */
-	assert_int_equal(sqlite3_exec(db, "INSERT INTO renewal_jobs (host_uuid,"
-				      " profile_uuid, ca_name, kind, state, "
-				      "next_attempt_at, created_at, updated_at)"
-				      " VALUES ('h1','p1','ca','renew','pushed',"
-				      "1,1,1)", NULL, NULL, NULL),
-			 SQLITE_CONSTRAINT);
 	assert_int_equal(sqlite3_exec(db, "UPDATE renewal_jobs SET state = "
-				      "'bogus'", NULL, NULL, NULL),
+					  "'bogus' WHERE id = 3",
+				      NULL, NULL, NULL),
 			 SQLITE_CONSTRAINT);
 	assert_int_equal(sqlite3_exec(db, "UPDATE renewal_jobs SET kind = "
-				      "'other'", NULL, NULL, NULL),
+					  "'bogus' WHERE id = 3",
+				      NULL, NULL, NULL),
 			 SQLITE_CONSTRAINT);
 	assert_int_equal(sqlite3_exec(db, "UPDATE renewal_jobs SET state = "
-				      "'verified'", NULL, NULL, NULL),
-			 SQLITE_OK);
-	/* closed: the triple may have an open job again */
-	assert_int_equal(sqlite3_exec(db, "INSERT INTO renewal_jobs (host_uuid,"
-				      " profile_uuid, ca_name, kind, state, "
-				      "next_attempt_at, created_at, updated_at)"
-				      " VALUES ('h1','p1','ca','renew','pushed',"
-				      "1,1,1)", NULL, NULL, NULL),
-			 SQLITE_OK);
-	/* the open-job lookup is served by the partial index */
+					  "'queued' WHERE id = 3",
+				      NULL, NULL, NULL),
+			 SQLITE_CONSTRAINT); /* a second open job for h-1 */
+	v = query_text(db, "SELECT group_concat(sql, ' ') FROM sqlite_master "
+			   "WHERE tbl_name = 'renewal_jobs'");
+	assert_non_null(v);
+	assert_null(strstr(v, " IN "));
+	assert_non_null(strstr(v, "WHERE command_uuid IS NOT NULL"));
+	free(v);
+	v = query_text(db, "SELECT sql FROM sqlite_master WHERE name = "
+			   "'managed_certificates'");
+	assert_null(strstr(v, " IN "));
+	free(v);
+	v = query_text(db, "SELECT integrity_check FROM "
+			   "pragma_integrity_check");
+	assert_string_equal(v, "ok");
+	free(v);
+	/* the open-job lookup is still served by the partial index */
 	{
 		sqlite3_stmt *st;
 		assert_int_equal(
 		    sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT id FROM "
-				       "renewal_jobs WHERE host_uuid = 'h1' "
-				       "AND profile_uuid = 'p1' AND ca_name ="
-				       " 'ca' AND " RJ_OPEN_PRED, -1, &st,
+				       "renewal_jobs WHERE host_uuid = 'h-1' "
+				       "AND profile_uuid = 'p-1' AND ca_name ="
+				       " 'ca1' AND " RJ_OPEN_PRED, -1, &st,
 				       NULL),
 		    SQLITE_OK);
 		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -1321,6 +1380,43 @@ test_migrate_checks_v4(void **state)
 		sqlite3_finalize(st);
 	}
 	sqlite3_close(db);
+}
+
+/*
+ * The scan writes on its own connection with foreign keys off; the main
+ * connection keeps them on, and a scan inside the caller's transaction
+ * runs in that transaction (its rollback takes the jobs back).
+ */
+static void
+test_scan_connection(void **state)
+{
+	fx *f = *state;
+	store_cert c;
+	int seen = -1, enq = -1, own = 0, dup = 0;
+
+	assert_int_equal(store_tx_begin(f->s, &own), RN_OK);
+	assert_true(own);
+	assert_int_equal(store_scan_due(f->s, NOW, 100, &seen, &enq), RN_OK);
+	assert_int_equal(enq, NDUE);
+	assert_true(job_of_cert(f->s, f->cert[0]) > 0);
+	assert_int_equal(store_tx_end(f->s, own, RN_EINVAL), RN_EINVAL);
+	assert_true(job_of_cert(f->s, f->cert[0]) == 0);
+	expect_cert(f->s, f->cert[0], "active", NOW - 100);
+
+	/* on its own: the same jobs, seen at once by the main connection */
+	assert_int_equal(store_scan_due(f->s, NOW, 100, &seen, &enq), RN_OK);
+	assert_int_equal(seen, NDUE);
+	assert_int_equal(enq, NDUE);
+	assert_true(job_of_cert(f->s, f->cert[0]) > 0);
+	expect_events(f->s, job_of_cert(f->s, f->cert[0]), "enqueued");
+	expect_cert(f->s, f->cert[0], "renewing", -1);
+
+	/* writes with outside input still check their keys */
+	fill_cert(&c, "ffffffff-ffff-4fff-bfff-ffffffffffff", PROF, 98, NOW);
+	assert_int_not_equal(store_cert_install(f->s, &c, 0, NOW, &dup),
+			     RN_OK);
+	assert_int_not_equal(store_job_event(f->s, 999999, "note", "x", NOW),
+			     RN_OK);
 }
 
 /*
@@ -1389,12 +1485,14 @@ main(void)
 						setup_empty, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_open_readonly_uninitialised, setup_empty, teardown),
-		cmocka_unit_test_setup_teardown(test_migrate_checks_v4,
-						setup_empty, teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_from_v1,
 						setup_empty, teardown),
 		cmocka_unit_test_setup_teardown(test_open_newer_schema,
 						setup_empty, teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_v3_jobs,
+						setup_empty, teardown),
+		cmocka_unit_test_setup_teardown(test_scan_connection,
+						setup_data, teardown),
 		cmocka_unit_test_setup_teardown(test_layout_wal_indexes_plan,
 						setup_data, teardown),
 		cmocka_unit_test_setup_teardown(test_foreign_keys_on,
