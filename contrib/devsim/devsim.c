@@ -5,17 +5,24 @@
  *   devsim --listen 127.0.0.1:PORT --webhook URL [--hmac-key-file F]
  *          [--api-key-file F] [--devices N] [--concurrency C]
  *          [--latency-ms L] [--fail-fraction F] [--offline-fraction F]
+ *          [--key-pool DIR [--key-pool-size K] [--key-pool-jobs J]]
  *
  * PUT /v1/enqueue/{id} queues an MDM command (plist) on device {id}
  * (dev-0001 .. dev-NNNN). Each device runs its commands in order, at most
  * C devices at once; results go to --webhook as NanoMDM acknowledge_event
  * JSON. InstallProfile enrolls with Debian's scepclient against the SCEP
  * payload of the profile; CertificateList reports the certificates got.
+ * Each enrollment uses a fresh key from `openssl genrsa` (350 ms of CPU
+ * for 2048 bits), or with --key-pool the next key of a pool of K keys
+ * generated once into DIR and reused by later runs (keypool.h); a device
+ * never gets the key it already holds. scepclient still builds a CSR of
+ * its own for every enrollment (CN, challenge) with that key.
  * One line per action on stderr; SIGINT/SIGTERM exit 0.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -36,8 +43,12 @@
 #include "net/httpd.h"
 #include "net/net.h"
 
+#include "keypool.h"
+
 #define OFFLINE_DELAY_MS 5000
 #define PROC_TIMEOUT_MS 60000
+#define POOL_BITS 2048 /* what a profile asks for when it says nothing */
+#define POOL_DEFAULT_SIZE 256
 
 typedef struct cmd {
 	char *uuid;
@@ -65,6 +76,10 @@ typedef struct device {
 	/* the enrollment in progress */
 	char *dir, *key, *crt, *url, *challenge, *cn, *ou, *o;
 	int bits;
+	long key_idx;  /* the pool key of the last enrollment; -1: none */
+	long key_pick; /* the pool key of the one in progress; -1: genrsa */
+	int ready;     /* on the ready list */
+	struct device *rnext;
 } device;
 
 typedef struct post_ctx {
@@ -89,6 +104,10 @@ static struct {
 	double fail_fraction;
 	double offline_fraction;
 	int stopping;
+	keypool *pool;
+	size_t pool_cursor;
+	/* devices with a command waiting and none running, FIFO */
+	device *ready_head, *ready_tail;
 } g;
 
 static void device_act(device *d);
@@ -138,13 +157,50 @@ cmd_free(cmd *c)
 	free(c);
 }
 
+/* dev-0001 .. dev-NNNN: the number is the index, no search */
 static device *
 device_find(const char *id)
 {
-	for (size_t i = 0; i < g.ndevs; i++)
-		if (strcmp(g.devs[i].id, id) == 0)
-			return &g.devs[i];
-	return NULL;
+	char *end;
+	unsigned long k;
+
+	if (strncmp(id, "dev-", 4) != 0 || id[4] < '0' || id[4] > '9')
+		return NULL;
+	errno = 0;
+	k = strtoul(id + 4, &end, 10);
+	if (errno || *end || k < 1 || k > g.ndevs ||
+	    strcmp(g.devs[k - 1].id, id) != 0)
+		return NULL;
+	return &g.devs[k - 1];
+}
+
+static void
+ready_push(device *d)
+{
+	if (d->ready || d->busy || d->head == NULL)
+		return;
+	d->ready = 1;
+	d->rnext = NULL;
+	if (g.ready_tail)
+		g.ready_tail->rnext = d;
+	else
+		g.ready_head = d;
+	g.ready_tail = d;
+}
+
+static device *
+ready_pop(void)
+{
+	device *d = g.ready_head;
+
+	if (d == NULL)
+		return NULL;
+	g.ready_head = d->rnext;
+	if (g.ready_head == NULL)
+		g.ready_tail = NULL;
+	d->rnext = NULL;
+	d->ready = 0;
+	return d;
 }
 
 /* ---- enrollment scratch ------------------------------------------------ */
@@ -204,6 +260,7 @@ post_done(void *arg, const net_http_resp *r)
 		d->cur = NULL;
 		d->busy = 0;
 		g.active--;
+		ready_push(d);
 		schedule();
 	}
 	free(p->what);
@@ -297,6 +354,7 @@ out:
 			d->cur = NULL;
 			d->busy = 0;
 			g.active--;
+			ready_push(d);
 			/* schedule from the next timer tick, not recursively */
 			uv_timer_start(&d->timer, schedule_timer, 0, 0);
 		}
@@ -525,6 +583,8 @@ scepclient_done(void *arg, const net_proc_result *res)
 	} else if (load_cert(d) != 0) {
 		post_error(d, "scepclient wrote no certificate");
 	} else {
+		if (d->key_pick >= 0)
+			d->key_idx = d->key_pick;
 		say("%s enrolled CN=%s (%zu certificates)", d->id, d->cn,
 		    d->ncerts);
 		post_ack(d, "Acknowledged", raw_base(d, "Acknowledged"), 1);
@@ -532,32 +592,19 @@ scepclient_done(void *arg, const net_proc_result *res)
 	enroll_clear(d);
 }
 
+/*
+ * scepclient with d's key: it uses a key file that exists (and generates
+ * one only when there is none), and caches its CSR as csr.pem (and
+ * self.pem) in the key's directory, which is d->dir, fresh for every
+ * enrollment: so each run builds its own CSR with this CN and challenge.
+ */
 static void
-genrsa_done(void *arg, const net_proc_result *res)
+run_scepclient(device *d)
 {
-	device *d = arg;
-	char *line;
-	int rc;
-
-	if (g.stopping) {
-		enroll_clear(d);
-		return;
-	}
-	if (res->rc != 0 || res->exit_status != 0) {
-		line = last_line(res->output, res->output_len);
-		post_error(d, line);
-		free(line);
-		enroll_clear(d);
-		return;
-	}
-	/* scepclient caches csr.pem/self.pem in its cwd: run it in d->dir */
 	char *argv[24];
-	int n = 0;
-	argv[n++] = "sh";
-	argv[n++] = "-c";
-	argv[n++] = "cd \"$1\" && shift && exec scepclient \"$@\"";
-	argv[n++] = "sh";
-	argv[n++] = d->dir;
+	int n = 0, rc;
+
+	argv[n++] = "scepclient";
 	argv[n++] = "-server-url";
 	argv[n++] = d->url;
 	argv[n++] = "-challenge";
@@ -584,6 +631,53 @@ genrsa_done(void *arg, const net_proc_result *res)
 		post_error(d, rn_strerror(rc));
 		enroll_clear(d);
 	}
+}
+
+static void
+genrsa_done(void *arg, const net_proc_result *res)
+{
+	device *d = arg;
+	char *line;
+
+	if (g.stopping) {
+		enroll_clear(d);
+		return;
+	}
+	if (res->rc != 0 || res->exit_status != 0) {
+		line = last_line(res->output, res->output_len);
+		post_error(d, line);
+		free(line);
+		enroll_clear(d);
+		return;
+	}
+	run_scepclient(d);
+}
+
+/* Write pool key i to d->key (mode 0600); 0 or an RN_ error. */
+static int
+write_pool_key(device *d, size_t i)
+{
+	size_t len = 0;
+	const char *pem = keypool_pem(g.pool, i, &len);
+	int fd, rc = 0;
+
+	if (pem == NULL)
+		return RN_EINVAL;
+	fd = open(d->key, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return RN_EIO;
+	for (size_t off = 0; off < len && rc == 0;) {
+		ssize_t w = write(fd, pem + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			rc = RN_EIO;
+		else
+			off += (size_t)w;
+	}
+	if (close(fd) != 0 && rc == 0)
+		rc = RN_EIO;
+	return rc;
 }
 
 static void
@@ -623,6 +717,26 @@ install_profile(device *d)
 	}
 	d->key = rn_asprintf("%s/device.key", d->dir);
 	d->crt = rn_asprintf("%s/device.pem", d->dir);
+	if (d->key == NULL || d->crt == NULL) {
+		enroll_clear(d);
+		post_error(d, "out of memory");
+		return;
+	}
+	d->key_pick = -1;
+	if (g.pool != NULL && d->bits == keypool_bits(g.pool)) {
+		size_t i = keypool_pick(&g.pool_cursor, keypool_size(g.pool),
+					d->key_idx);
+		rc = write_pool_key(d, i);
+		if (rc != 0) {
+			enroll_clear(d);
+			post_error(d, "cannot write the pool key");
+			return;
+		}
+		d->key_pick = (long)i;
+		say("%s InstallProfile %s: pool key %zu", d->id, c->uuid, i);
+		run_scepclient(d);
+		return;
+	}
 	snprintf(bits, sizeof bits, "%d", d->bits);
 	char *argv[] = { "openssl", "genrsa", "-traditional", "-out", d->key,
 			 bits, NULL };
@@ -685,10 +799,10 @@ schedule(void)
 {
 	if (g.stopping)
 		return;
-	for (size_t i = 0; i < g.ndevs && g.active < g.concurrency; i++) {
-		device *d = &g.devs[i];
-		if (d->busy || d->head == NULL)
-			continue;
+	while (g.active < g.concurrency) {
+		device *d = ready_pop();
+		if (d == NULL)
+			break;
 		d->cur = d->head;
 		d->head = d->cur->next;
 		if (d->head == NULL)
@@ -804,6 +918,7 @@ handler(void *arg, net_httpd_req *req)
 		else
 			d->head = c;
 		d->tail = c;
+		ready_push(d);
 		json_object_set_new(st, id, json_object());
 		say("enqueue %s %s %s", id, type, uuid);
 	}
@@ -851,7 +966,20 @@ usage(void)
 		"[--hmac-key-file F]\n"
 		"              [--api-key-file F] [--devices N] "
 		"[--concurrency C] [--latency-ms L]\n"
-		"              [--fail-fraction F] [--offline-fraction F]\n");
+		"              [--fail-fraction F] [--offline-fraction F]\n"
+		"              [--key-pool DIR [--key-pool-size K] "
+		"[--key-pool-jobs J]]\n"
+		"\n"
+		"Without --key-pool each enrollment generates its key with "
+		"`openssl genrsa`.\n"
+		"--key-pool DIR: enrollments take RSA %d keys from a pool of "
+		"K (default %d)\n"
+		"  in DIR (key-00000.pem ...), generated by J threads "
+		"(default: online CPUs)\n"
+		"  where missing or invalid and reused by later runs; a "
+		"device never gets\n"
+		"  the key it holds. Each enrollment still makes its own CSR "
+		"with scepclient.\n", POOL_BITS, POOL_DEFAULT_SIZE);
 	exit(2);
 }
 
@@ -891,15 +1019,22 @@ main(int argc, char **argv)
 		{ "latency-ms", required_argument, NULL, 'L' },
 		{ "fail-fraction", required_argument, NULL, 'f' },
 		{ "offline-fraction", required_argument, NULL, 'o' },
+		{ "key-pool", required_argument, NULL, 'P' },
+		{ "key-pool-size", required_argument, NULL, 'S' },
+		{ "key-pool-jobs", required_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *listen = NULL, *hmac_file = NULL, *api_file = NULL;
-	long ndevs = 10, conc = 4;
+	long ndevs = 10, conc = 4, pool_size = POOL_DEFAULT_SIZE, pool_jobs;
+	const char *pool_dir = NULL;
 	char *err = NULL;
 	int ch, rc;
 
 	g.latency_ms = 0;
+	pool_jobs = sysconf(_SC_NPROCESSORS_ONLN);
+	if (pool_jobs < 1)
+		pool_jobs = 1;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'l': listen = optarg; break;
@@ -917,6 +1052,9 @@ main(int argc, char **argv)
 			if (parse_frac(optarg, &g.offline_fraction))
 				usage();
 			break;
+		case 'P': pool_dir = optarg; break;
+		case 'S': pool_size = parse_long(optarg, 1, 1000000); break;
+		case 'J': pool_jobs = parse_long(optarg, 1, 1024); break;
 		default: usage();
 		}
 	}
@@ -929,6 +1067,21 @@ main(int argc, char **argv)
 	if (api_file && rn_secret_read_file(api_file, &g.api_key) != 0) {
 		fprintf(stderr, "devsim: cannot read %s\n", api_file);
 		return 1;
+	}
+	if (pool_dir != NULL) {
+		keypool_stats st;
+		rc = keypool_open(pool_dir, (size_t)pool_size, POOL_BITS,
+				  (unsigned)pool_jobs, &g.pool, &st, &err);
+		if (rc != 0) {
+			fprintf(stderr, "devsim: key pool: %s\n",
+				err ? err : strerror(rc));
+			free(err);
+			return 1;
+		}
+		say("key pool %s: %zu RSA %d keys, %zu reused, %zu generated "
+		    "in %.1f s (%ld threads)", pool_dir, (size_t)pool_size,
+		    POOL_BITS, st.reused, st.generated, st.gen_seconds,
+		    pool_jobs);
 	}
 	signal(SIGPIPE, SIG_IGN);
 	g.loop = uv_default_loop();
@@ -943,6 +1096,8 @@ main(int argc, char **argv)
 		device *d = &g.devs[i];
 		snprintf(d->id, sizeof d->id, "dev-%04zu", i + 1);
 		d->offline = i < noff;
+		d->key_idx = -1;
+		d->key_pick = -1;
 		uv_timer_init(g.loop, &d->timer);
 		d->timer.data = d;
 	}
@@ -981,6 +1136,7 @@ main(int argc, char **argv)
 		free(d->certs);
 	}
 	free(g.devs);
+	keypool_free(g.pool);
 	free(g.hmac_key);
 	free(g.api_key);
 	uv_loop_close(g.loop);

@@ -25,18 +25,19 @@ def devsim_bin():
 class Devsim(harness.RenewdTestCase):
 
     def start_devsim(self, f, port, key_file, hmac_file=None, n=3,
-                     concurrency=2):
-        log = open(os.path.join(f.dir, "devsim.log"), "wb")
+                     concurrency=2, extra=(), log_name="devsim.log"):
+        log = open(os.path.join(f.dir, log_name), "wb")
         argv = [devsim_bin(), "--listen", "127.0.0.1:%d" % port,
                 "--webhook", f.public_url + "/webhook/mdm",
                 "--api-key-file", key_file, "--devices", str(n),
                 "--concurrency", str(concurrency), "--latency-ms", "50"]
         if hmac_file:
             argv += ["--hmac-key-file", hmac_file]
+        argv += list(extra)
         proc = subprocess.Popen(argv, stdout=log, stderr=log,
                                 stdin=subprocess.DEVNULL)
         log.close()
-        self.devsim_log = os.path.join(f.dir, "devsim.log")
+        self.devsim_log = os.path.join(f.dir, log_name)
 
         self.addCleanup(harness.terminate, proc)
         deadline = time.time() + 20
