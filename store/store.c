@@ -44,6 +44,8 @@ enum {
 	ST_SCAN_EVENTS, ST_SCAN_DEQUEUE,
 	/* one unit of a batched transaction */
 	ST_SP_BEGIN, ST_SP_RELEASE, ST_SP_UNDO,
+	/* ST_JOBS_DUE and ST_JOBS_NEXT again, bound to 'pushed' only */
+	ST_JOBS_DUE_P, ST_JOBS_NEXT_P,
 	ST__COUNT
 };
 
@@ -89,6 +91,17 @@ struct store {
 	"command_uuid, state, last_error, attempts, cert_id, "             \
 	"next_attempt_at, created_at, updated_at"
 #define OPEN_STATES RJ_OPEN_PRED
+/*
+ * Due jobs of a state. `state = ?1` can imply rj_open's WHERE, so SQLite
+ * ties the plan to the bound value and prepares the statement again
+ * whenever ?1 changes (about 80 us): the dispatcher alternates 'pushed'
+ * and 'queued', so each state has its own cached copy (job_state_stmt).
+ */
+#define JOBS_DUE_SQL                                                       \
+	"SELECT " JOB_COLS " FROM renewal_jobs WHERE state = ?1 AND "     \
+	"next_attempt_at <= ?2 ORDER BY next_attempt_at, id LIMIT ?3"
+#define JOBS_NEXT_SQL                                                      \
+	"SELECT MIN(next_attempt_at) FROM renewal_jobs WHERE state = ?1"
 #define CUR_NVA                                                            \
 	"FROM managed_certificates WHERE state = 'active' AND "           \
 	"not_valid_after "
@@ -242,11 +255,10 @@ static const char *const sql_text[ST__COUNT] = {
 			  "j.next_attempt_at, j.created_at, j.updated_at "
 			  "FROM job_renewal_ids r JOIN renewal_jobs j ON "
 			  "j.id = r.job_id WHERE r.renewal_id = ?1",
-	[ST_JOBS_DUE] = "SELECT " JOB_COLS " FROM renewal_jobs WHERE "
-			"state = ?1 AND next_attempt_at <= ?2 "
-			"ORDER BY next_attempt_at, id LIMIT ?3",
-	[ST_JOBS_NEXT] = "SELECT MIN(next_attempt_at) FROM renewal_jobs "
-			 "WHERE state = ?1",
+	[ST_JOBS_DUE] = JOBS_DUE_SQL,
+	[ST_JOBS_DUE_P] = JOBS_DUE_SQL,
+	[ST_JOBS_NEXT] = JOBS_NEXT_SQL,
+	[ST_JOBS_NEXT_P] = JOBS_NEXT_SQL,
 	[ST_JOB_START] = "UPDATE renewal_jobs SET state = 'running', "
 			 "attempts = attempts + 1, renewal_id = "
 			 "COALESCE(renewal_id, ?2), command_uuid = NULL, "
@@ -1955,7 +1967,9 @@ int
 store_jobs_due(store *s, const char *state, int64_t before, int limit,
 	       store_job_cb cb, void *arg)
 {
-	sqlite3_stmt *st = stmt(s, ST_JOBS_DUE);
+	sqlite3_stmt *st = stmt(s, strcmp(state, JOB_PUSHED) == 0
+				       ? ST_JOBS_DUE_P
+				       : ST_JOBS_DUE);
 
 	if (st == NULL)
 		return RN_ESTORE;
@@ -1968,7 +1982,9 @@ store_jobs_due(store *s, const char *state, int64_t before, int limit,
 int64_t
 store_jobs_next_at(store *s, const char *state)
 {
-	sqlite3_stmt *st = stmt(s, ST_JOBS_NEXT);
+	sqlite3_stmt *st = stmt(s, strcmp(state, JOB_PUSHED) == 0
+				       ? ST_JOBS_NEXT_P
+				       : ST_JOBS_NEXT);
 
 	if (st == NULL)
 		return 0;
