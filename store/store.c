@@ -44,8 +44,8 @@ enum {
 	ST_SCAN_EVENTS, ST_SCAN_DEQUEUE,
 	/* one unit of a batched transaction */
 	ST_SP_BEGIN, ST_SP_RELEASE, ST_SP_UNDO,
-	/* ST_JOBS_DUE and ST_JOBS_NEXT again, bound to 'pushed' only */
-	ST_JOBS_DUE_P, ST_JOBS_NEXT_P,
+	/* ST_JOBS_DUE and ST_JOBS_NEXT for the dispatcher's two states */
+	ST_JOBS_DUE_Q, ST_JOBS_DUE_P, ST_JOBS_NEXT_Q, ST_JOBS_NEXT_P,
 	ST__COUNT
 };
 
@@ -92,16 +92,17 @@ struct store {
 	"next_attempt_at, created_at, updated_at"
 #define OPEN_STATES RJ_OPEN_PRED
 /*
- * Due jobs of a state. `state = ?1` can imply rj_open's WHERE, so SQLite
- * ties the plan to the bound value and prepares the statement again
- * whenever ?1 changes (about 80 us): the dispatcher alternates 'pushed'
- * and 'queued', so each state has its own cached copy (job_state_stmt).
+ * Due jobs of a state. With a bound `state = ?1`, which can imply
+ * rj_open's WHERE, SQLite ties the plan to the value and prepares the
+ * statement again at every bind (about 80 us, on every dispatch round):
+ * the two states the dispatcher asks for are written into their own
+ * statements; any other state uses the bound one.
  */
-#define JOBS_DUE_SQL                                                       \
-	"SELECT " JOB_COLS " FROM renewal_jobs WHERE state = ?1 AND "     \
+#define JOBS_DUE_SQL(st)                                                   \
+	"SELECT " JOB_COLS " FROM renewal_jobs WHERE state = " st " AND " \
 	"next_attempt_at <= ?2 ORDER BY next_attempt_at, id LIMIT ?3"
-#define JOBS_NEXT_SQL                                                      \
-	"SELECT MIN(next_attempt_at) FROM renewal_jobs WHERE state = ?1"
+#define JOBS_NEXT_SQL(st)                                                  \
+	"SELECT MIN(next_attempt_at) FROM renewal_jobs WHERE state = " st
 #define CUR_NVA                                                            \
 	"FROM managed_certificates WHERE state = 'active' AND "           \
 	"not_valid_after "
@@ -255,10 +256,12 @@ static const char *const sql_text[ST__COUNT] = {
 			  "j.next_attempt_at, j.created_at, j.updated_at "
 			  "FROM job_renewal_ids r JOIN renewal_jobs j ON "
 			  "j.id = r.job_id WHERE r.renewal_id = ?1",
-	[ST_JOBS_DUE] = JOBS_DUE_SQL,
-	[ST_JOBS_DUE_P] = JOBS_DUE_SQL,
-	[ST_JOBS_NEXT] = JOBS_NEXT_SQL,
-	[ST_JOBS_NEXT_P] = JOBS_NEXT_SQL,
+	[ST_JOBS_DUE] = JOBS_DUE_SQL("?1"),
+	[ST_JOBS_DUE_Q] = JOBS_DUE_SQL("'queued'"),
+	[ST_JOBS_DUE_P] = JOBS_DUE_SQL("'pushed'"),
+	[ST_JOBS_NEXT] = JOBS_NEXT_SQL("?1"),
+	[ST_JOBS_NEXT_Q] = JOBS_NEXT_SQL("'queued'"),
+	[ST_JOBS_NEXT_P] = JOBS_NEXT_SQL("'pushed'"),
 	[ST_JOB_START] = "UPDATE renewal_jobs SET state = 'running', "
 			 "attempts = attempts + 1, renewal_id = "
 			 "COALESCE(renewal_id, ?2), command_uuid = NULL, "
@@ -1963,17 +1966,26 @@ store_host_open_jobs_each(store *s, const char *host, store_job_cb cb,
 	return each_job(s, st, cb, arg);
 }
 
+/* The statement for `state`: its own for queued and pushed (JOBS_DUE_SQL). */
+static int
+state_stmt(const char *state, int any, int queued, int pushed)
+{
+	if (strcmp(state, JOB_QUEUED) == 0)
+		return queued;
+	return strcmp(state, JOB_PUSHED) == 0 ? pushed : any;
+}
+
 int
 store_jobs_due(store *s, const char *state, int64_t before, int limit,
 	       store_job_cb cb, void *arg)
 {
-	sqlite3_stmt *st = stmt(s, strcmp(state, JOB_PUSHED) == 0
-				       ? ST_JOBS_DUE_P
-				       : ST_JOBS_DUE);
+	int id = state_stmt(state, ST_JOBS_DUE, ST_JOBS_DUE_Q, ST_JOBS_DUE_P);
+	sqlite3_stmt *st = stmt(s, id);
 
 	if (st == NULL)
 		return RN_ESTORE;
-	bind_text(st, 1, state);
+	if (id == ST_JOBS_DUE)
+		bind_text(st, 1, state);
 	sqlite3_bind_int64(st, 2, before);
 	sqlite3_bind_int(st, 3, limit);
 	return each_job(s, st, cb, arg);
@@ -1982,13 +1994,14 @@ store_jobs_due(store *s, const char *state, int64_t before, int limit,
 int64_t
 store_jobs_next_at(store *s, const char *state)
 {
-	sqlite3_stmt *st = stmt(s, strcmp(state, JOB_PUSHED) == 0
-				       ? ST_JOBS_NEXT_P
-				       : ST_JOBS_NEXT);
+	int id = state_stmt(state, ST_JOBS_NEXT, ST_JOBS_NEXT_Q,
+			    ST_JOBS_NEXT_P);
+	sqlite3_stmt *st = stmt(s, id);
 
 	if (st == NULL)
 		return 0;
-	bind_text(st, 1, state);
+	if (id == ST_JOBS_NEXT)
+		bind_text(st, 1, state);
 	return single_int(s, st);
 }
 
