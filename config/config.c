@@ -885,11 +885,11 @@ load_http(ld *l, const fld *sec, cfg_http *h)
 
 enum {
 	CA_NAME, CA_URL, CA_CHALLENGE_ENV, CA_CHALLENGE_FILE, CA_TOKEN_TTL,
-	CA_TIMEOUT, CA_N
+	CA_TIMEOUT, CA_CACHE_TTL, CA_N
 };
 static const char *const ca_keys[CA_N] = {
 	"name", "url", "challenge_env", "challenge_file", "token_ttl",
-	"timeout",
+	"timeout", "cache_ttl",
 };
 
 static void
@@ -900,6 +900,7 @@ load_ca(ld *l, const fld *item, cfg_ca *ca, yaml_node_t **name)
 
 	ca->token_ttl = 7 * DAY;
 	ca->timeout = 30;
+	ca->cache_ttl = 60;
 	ca->line = (int)item->v->start_mark.line + 1;
 	ca->col = (int)item->v->start_mark.column + 1;
 	if (!want_item_map(l, item))
@@ -929,6 +930,8 @@ load_ca(ld *l, const fld *item, cfg_ca *ca, yaml_node_t **name)
 		get_dur(l, &f[CA_TOKEN_TTL], "7d", 1, &ca->token_ttl);
 	if (f[CA_TIMEOUT].v)
 		get_dur(l, &f[CA_TIMEOUT], "30s", 1, &ca->timeout);
+	if (f[CA_CACHE_TTL].v)
+		get_dur(l, &f[CA_CACHE_TTL], "60s", 0, &ca->cache_ttl);
 }
 
 static void

@@ -42,6 +42,7 @@ typedef struct cfg_ca {
 	char *challenge; /* secret, from challenge_env or challenge_file */
 	int64_t token_ttl; /* default 7d */
 	int64_t timeout;   /* default 30s */
+	int64_t cache_ttl; /* proxy's GetCACaps/GetCACert cache; 60s, 0 off */
 	int line, col;	   /* where it was defined, for later messages */
 } cfg_ca;
 

@@ -23,15 +23,23 @@
 #define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define METRICS_MAX (8 * 1024 * 1024) /* 17 families of <= 1000 series */
 #define STATS_CACHE_MS 5000
+#define GET_BODY_MAX (256 * 1024) /* larger answers pass, uncached */
+#define GET_MSG_MAX 255		    /* longer message arguments: uncached */
+#define GET_ENTRIES_MAX 256	    /* then new keys pass, uncached */
 
 typedef struct proxy_call proxy_call;
 typedef struct stats_cache stats_cache;
+typedef struct get_entry get_entry;
 
 struct http_srv {
+	uv_loop_t *loop;
 	net_httpd *httpd;
 	http_env *env;
 	proxy_call *calls; /* upstream calls in flight */
 	stats_cache *stats;
+	get_entry *gets; /* the GET cache */
+	size_t ngets;
+	get_entry *dropped; /* off the cache, their fetch still in flight */
 };
 
 struct proxy_call {
@@ -43,6 +51,39 @@ struct proxy_call {
 	int64_t job_id;
 	char ca[65];
 	proxy_call *next;
+};
+
+/* An authorised request waiting for its entry's upstream fetch. */
+typedef struct get_waiter {
+	net_httpd_req *req;
+	int64_t job_id; /* the token's job, for scep_upstream_error */
+	struct get_waiter *next;
+} get_waiter;
+
+/*
+ * One cached CA answer: GetCACaps or GetCACert of one CA, for one value
+ * of the client's message argument ("" when it sent none). Only a 200
+ * is kept, with its body and content type as the CA sent them, for
+ * the CA's cache_ttl. At most one fetch per entry is upstream at a time; the
+ * requests that arrive meanwhile wait for it (single flight). An entry
+ * dropped while its fetch runs (reload, upstream error, server stop)
+ * is off the list and freed when the fetch ends; its answer still goes
+ * to its waiters but is not kept.
+ */
+struct get_entry {
+	http_srv *srv;	 /* NULL once the server stopped */
+	char ca[65];
+	const char *op;	 /* proxy_op's static label */
+	char *message;
+	int listed;	 /* on srv->gets */
+	int fetching;	 /* an upstream fetch is in flight */
+	int have;	 /* body and ctype hold a fresh 200 */
+	uint64_t at_ms;	 /* uv_now when it was stored */
+	char *body;
+	size_t body_len;
+	char *ctype;
+	get_waiter *waiters;
+	get_entry *next;
 };
 
 typedef struct stats_waiter {
@@ -73,6 +114,8 @@ struct stats_cache {
 };
 
 /* renewd_certificates_expiring's windows; +Inf is every current one. */
+static void get_cache_drop(http_srv *srv, const char *ca);
+
 static const int64_t stats_within[STORE_STATS_WINDOWS] = {
 	86400, 7 * 86400, 14 * 86400, 30 * 86400, 90 * 86400, 365 * 86400};
 static const char *const stats_within_names[STORE_STATS_WINDOWS] = {
@@ -179,6 +222,7 @@ on_upstream(void *arg, const net_http_resp *r)
 		job_note(env, c->job_id, "scep_upstream_error", detail);
 		/* a CA that was healthy is checked now: ca.unhealthy */
 		ca_health_suspect(env->cah, c->ca);
+		get_cache_drop(c->srv, c->ca);
 		proxy_text(c->req, c->op, timeout ? 504 : 502,
 			   timeout ? "upstream CA timed out"
 				   : "upstream CA unreachable");
@@ -187,6 +231,8 @@ on_upstream(void *arg, const net_http_resp *r)
 	}
 	/* any HTTP answer: a CA believed down may be back */
 	ca_health_answered(env->cah, c->ca);
+	if (r->status >= 500)
+		get_cache_drop(c->srv, c->ca);
 	if (c->pki && r->status == 200) {
 		scep_certrep rep;
 		store_token_consume(env->s, c->token_hash, rn_now());
@@ -226,6 +272,243 @@ on_upstream(void *arg, const net_http_resp *r)
 	free(c);
 }
 
+/* ---- the GetCACaps/GetCACert cache ------------------------------------ */
+
+static void
+get_entry_forget(get_entry *e)
+{
+	free(e->body);
+	free(e->ctype);
+	e->body = NULL;
+	e->ctype = NULL;
+	e->body_len = 0;
+	e->have = 0;
+}
+
+static void
+get_entry_free(get_entry *e)
+{
+	get_waiter *w, *nx;
+
+	for (w = e->waiters; w; w = nx) {
+		nx = w->next;
+		free(w);
+	}
+	get_entry_forget(e);
+	free(e->message);
+	free(e);
+}
+
+/*
+ * Take the entries of one CA (ca NULL: all) off the cache. One whose
+ * fetch is in flight lives on until the fetch ends (get_fetched).
+ */
+static void
+get_cache_drop(http_srv *srv, const char *ca)
+{
+	get_entry **pp = &srv->gets, *e;
+
+	while ((e = *pp) != NULL) {
+		if (ca && strcmp(e->ca, ca)) {
+			pp = &e->next;
+			continue;
+		}
+		*pp = e->next;
+		srv->ngets--;
+		e->listed = 0;
+		if (e->fetching) {
+			e->next = srv->dropped;
+			srv->dropped = e;
+		} else {
+			get_entry_free(e);
+		}
+	}
+}
+
+/* A dropped entry's fetch ended: off srv->dropped, and freed. */
+static void
+get_dropped_free(http_srv *srv, get_entry *e)
+{
+	get_entry **pp;
+
+	for (pp = &srv->dropped; *pp; pp = &(*pp)->next)
+		if (*pp == e) {
+			*pp = e->next;
+			break;
+		}
+	get_entry_free(e);
+}
+
+void
+http_cache_drop(http_srv *h, const char *ca)
+{
+	if (h)
+		get_cache_drop(h, ca);
+}
+
+/* The entry for (ca, op, message), made when missing; NULL when the
+ * answer is not to be cached (message too long, cache full, no memory). */
+static get_entry *
+get_cache_entry(http_srv *srv, const char *ca, const char *op,
+		const char *message)
+{
+	get_entry *e;
+
+	if (strlen(message) > GET_MSG_MAX)
+		return NULL;
+	for (e = srv->gets; e; e = e->next)
+		if (e->op == op && strcmp(e->ca, ca) == 0 &&
+		    strcmp(e->message, message) == 0)
+			return e;
+	if (srv->ngets >= GET_ENTRIES_MAX)
+		return NULL;
+	e = calloc(1, sizeof(*e));
+	if (e == NULL || (e->message = rn_strdup(message)) == NULL) {
+		free(e);
+		return NULL;
+	}
+	e->srv = srv;
+	snprintf(e->ca, sizeof(e->ca), "%s", ca);
+	e->op = op;
+	e->listed = 1;
+	e->next = srv->gets;
+	srv->gets = e;
+	srv->ngets++;
+	return e;
+}
+
+/*
+ * The fetch of a cached GET ended: a 200 within the caps is kept (when
+ * the entry is still on the cache), anything else is passed on and the
+ * CA's entries are dropped, and every waiting request gets the answer
+ * the CA gave, byte for byte, or the 502/504 a direct call would get.
+ */
+static void
+get_fetched(void *arg, const net_http_resp *r)
+{
+	get_entry *e = arg;
+	http_srv *srv = e->srv;
+	get_waiter *list = e->waiters, *w, *nx;
+	const char *ctype;
+	char detail[512];
+	int timeout, listed;
+
+	e->fetching = 0;
+	e->waiters = NULL;
+	if (srv == NULL) {
+		/* net_httpd_stop answered the waiters */
+		for (w = list; w; w = nx) {
+			nx = w->next;
+			free(w);
+		}
+		get_entry_free(e);
+		return;
+	}
+	if (r->rc != RN_OK) {
+		timeout = r->rc == RN_ETIMEDOUT;
+		snprintf(detail, sizeof(detail), "CA '%s' %s: %s", e->ca,
+			 timeout ? "timed out" : "unreachable",
+			 r->error ? r->error : rn_strerror(r->rc));
+		for (w = list; w; w = nx) {
+			nx = w->next;
+			job_note(srv->env, w->job_id, "scep_upstream_error",
+				 detail);
+			proxy_text(w->req, e->op, timeout ? 504 : 502,
+				   timeout ? "upstream CA timed out"
+					   : "upstream CA unreachable");
+			free(w);
+		}
+		ca_health_suspect(srv->env->cah, e->ca);
+		listed = e->listed;
+		get_cache_drop(srv, e->ca); /* frees e when listed */
+		if (!listed)
+			get_dropped_free(srv, e);
+		return;
+	}
+	ca_health_answered(srv->env->cah, e->ca);
+	ctype = r->content_type ? r->content_type : "application/octet-stream";
+	if (r->status == 200 && e->listed && r->body_len <= GET_BODY_MAX) {
+		get_entry_forget(e);
+		e->body = malloc(r->body_len ? r->body_len : 1);
+		e->ctype = rn_strdup(ctype);
+		if (e->body && e->ctype) {
+			if (r->body_len)
+				memcpy(e->body, r->body, r->body_len);
+			e->body_len = r->body_len;
+			e->have = 1;
+			e->at_ms = uv_now(srv->loop);
+		} else {
+			get_entry_forget(e);
+		}
+	}
+	for (w = list; w; w = nx) {
+		nx = w->next;
+		proxy_count(e->op, r->status >= 100 && r->status <= 599
+				       ? r->status
+				       : 500);
+		net_httpd_respond(w->req, (unsigned)r->status, ctype, r->body,
+				  r->body_len);
+		free(w);
+	}
+	if (r->status != 200 && e->listed)
+		get_cache_drop(srv, e->ca);
+	else if (!e->listed)
+		get_dropped_free(srv, e);
+}
+
+/*
+ * Answer an authorised GetCACaps/GetCACert from the cache, or join (or
+ * start) the entry's fetch. Returns 0 when req is taken care of, -1
+ * when it must go upstream on its own (not cacheable).
+ */
+static int
+get_cached(http_srv *srv, net_httpd_req *req, const cfg_ca *ca,
+	   const char *op, const char *message, const char *url,
+	   int64_t job_id)
+{
+	get_entry *e;
+	get_waiter *w;
+	net_http_req up;
+	int rc;
+
+	if (ca->cache_ttl <= 0)
+		return -1;
+	e = get_cache_entry(srv, ca->name, op, message);
+	if (e == NULL)
+		return -1;
+	if (e->have && uv_now(srv->loop) - e->at_ms <
+			   (uint64_t)ca->cache_ttl * 1000) {
+		proxy_count(op, 200);
+		net_httpd_respond(req, 200, e->ctype, e->body, e->body_len);
+		return 0;
+	}
+	w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return -1;
+	w->req = req;
+	w->job_id = job_id;
+	w->next = e->waiters;
+	e->waiters = w;
+	if (e->fetching)
+		return 0;
+	get_entry_forget(e);
+	memset(&up, 0, sizeof(up));
+	up.method = "GET";
+	up.url = url;
+	up.timeout_ms = ca->timeout * 1000;
+	up.max_response = UPSTREAM_MAX;
+	rc = net_http_request(srv->env->http, &up, get_fetched, e);
+	if (rc) {
+		e->waiters = NULL;
+		free(w);
+		return -1;
+	}
+	e->fetching = 1;
+	log_kv(RN_LOG_DEBUG, "scep proxy: fetching for the cache", "ca",
+	       ca->name, "operation", op, NULL);
+	return 0;
+}
+
 /*
  * Everything that must hold before a request may go upstream: a valid
  * identifier, a configured CA, a stored token for exactly this host,
@@ -237,6 +520,7 @@ proxy(http_srv *srv, net_httpd_req *req, const char *segment)
 {
 	http_env *env = srv->env;
 	scep_proxy_id id;
+	store_proxy_auth auth;
 	store_token tok;
 	store_job job;
 	store_cert cur;
@@ -244,7 +528,7 @@ proxy(http_srv *srv, net_httpd_req *req, const char *segment)
 	const char *op, *method = net_httpd_req_method(req);
 	char hash[65];
 	int64_t now = rn_now(), jid;
-	int pki, has, rc;
+	int pki, rc;
 	rn_buf url = RN_BUF_INIT;
 	proxy_call *c;
 	net_http_req up;
@@ -252,7 +536,7 @@ proxy(http_srv *srv, net_httpd_req *req, const char *segment)
 				  NULL};
 	const void *body = NULL;
 	size_t body_len = 0;
-	const char *opl;
+	const char *opl, *msg = NULL;
 
 	op = net_httpd_req_query(req, "operation");
 	opl = proxy_op(op);
@@ -276,10 +560,11 @@ proxy(http_srv *srv, net_httpd_req *req, const char *segment)
 	}
 	rn_sha256_hex(id.token, strlen(id.token), hash);
 	explicit_bzero(id.token, sizeof(id.token));
-	if (store_token_get(env->s, hash, &tok) != RN_OK) {
+	if (store_proxy_auth_get(env->s, hash, &auth) != RN_OK) {
 		proxy_text(req, opl, 400, "unknown token");
 		return;
 	}
+	tok = auth.tok;
 	jid = tok.job_id;
 	if (strcmp(tok.host_uuid, id.host) || strcmp(tok.profile_uuid,
 						     id.profile) ||
@@ -320,21 +605,16 @@ proxy(http_srv *srv, net_httpd_req *req, const char *segment)
 			sched_kick(env->sc);
 		return;
 	}
-	has = store_host_profile_has(env->s, id.host, id.profile);
-	if (has != 1) {
+	/* auth's lookups are for the token's triple, which is id's */
+	if (!auth.assigned) {
 		refuse(env, req, opl, jid,
 		       "profile is not assigned to this host");
 		return;
 	}
-	if (store_job_open(env->s, id.host, id.profile, id.ca, &job) ==
-	    RN_OK) {
+	if (auth.open_job) {
 		if (jid == 0)
-			jid = job.id;
-		store_job_release(&job);
-	} else if (store_cert_current(env->s, id.host, id.profile, id.ca,
-				      &cur) == RN_OK) {
-		store_cert_release(&cur);
-	} else {
+			jid = auth.open_job;
+	} else if (!auth.has_cert) {
 		refuse(env, req, opl, jid, "no open job or certificate for "
 					   "this host, profile and CA");
 		return;
@@ -353,7 +633,7 @@ proxy(http_srv *srv, net_httpd_req *req, const char *segment)
 		up.body = body;
 		up.body_len = body_len;
 	} else {
-		const char *msg = net_httpd_req_query(req, "message");
+		msg = net_httpd_req_query(req, "message");
 		if (pki && (msg == NULL || *msg == '\0')) {
 			rn_buf_release(&url);
 			refuse(env, req, opl, jid,
@@ -373,6 +653,15 @@ proxy(http_srv *srv, net_httpd_req *req, const char *segment)
 				rn_buf_add_pct(&url, one);
 			}
 		}
+	}
+	/*
+	 * Authorised. GetCACaps and GetCACert answers depend on the CA
+	 * only: served from the cache when it has them (see get_entry).
+	 */
+	if (!pki && get_cached(srv, req, ca, opl, msg ? msg : "", url.data,
+			       jid) == 0) {
+		rn_buf_release(&url);
+		return;
 	}
 	up.url = url.data;
 	up.timeout_ms = ca->timeout * 1000;
@@ -867,6 +1156,7 @@ http_start(uv_loop_t *loop, http_env *env, http_srv **out, char **errmsg)
 	if (h == NULL)
 		return RN_ENOMEM;
 	h->env = env;
+	h->loop = loop;
 	/* the database in use: a reload does not switch it */
 	h->stats = calloc(1, sizeof(*h->stats));
 	if (h->stats == NULL ||
@@ -893,6 +1183,7 @@ void
 http_stop(http_srv *h)
 {
 	proxy_call *c;
+	get_entry *e;
 	stats_cache *st;
 	stats_waiter *w, *nx;
 
@@ -903,6 +1194,10 @@ http_stop(http_srv *h)
 		c->req = NULL;
 		c->srv = NULL;
 	}
+	/* Likewise the cache's fetches; their waiters get 503 below. */
+	get_cache_drop(h, NULL);
+	for (e = h->dropped; e; e = e->next)
+		e->srv = NULL;
 	/* Waiting scrapes are answered 503 by net_httpd_stop; a store read
 	 * in flight frees the cache when it ends. */
 	st = h->stats;

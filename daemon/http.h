@@ -26,7 +26,10 @@
  * token before anything goes upstream, forwards GetCACaps, GetCACert and
  * PKIOperation to the CA with libcurl on the loop, records the CA's answer
  * (pkiStatus, failInfo) on the job, and passes the answer back byte for
- * byte. Private to the daemon.
+ * byte. A CA's 200 to GetCACaps and GetCACert is kept per CA for 60 s and
+ * answers the authorised requests of that time without going upstream
+ * (one fetch at a time per CA and operation); PKIOperation always goes
+ * upstream. Private to the daemon.
  */
 #ifndef RN_DAEMON_HTTP_H
 #define RN_DAEMON_HTTP_H
@@ -55,6 +58,13 @@ int http_start(uv_loop_t *loop, http_env *env, http_srv **out,
 /* Upstream calls in flight are detached (their answers are dropped),
  * held requests are answered 503, and the server closes. */
 void http_stop(http_srv *h);
+
+/*
+ * Forget the cached GetCACaps/GetCACert answers of one CA (ca NULL: of
+ * every CA): on reload, and when the CA is found unhealthy. A fetch in
+ * flight still answers the requests waiting for it, but is not kept.
+ */
+void http_cache_drop(http_srv *h, const char *ca);
 
 /* Retry-After for a 503 while the database is full: the seconds until
  * the scheduler's next write probe. */

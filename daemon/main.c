@@ -146,6 +146,9 @@ on_ca_checked(void *arg, const char *ca, int healthy, const char *err)
 	rn_daemon *d = arg;
 	int rc = notif_ca_state(d->store, ca, healthy, err, rn_now());
 
+	/* the proxy's cached GetCACaps/GetCACert must not outlive it */
+	if (!healthy)
+		http_cache_drop(d->web, ca);
 	if (rc)
 		log_kv(RN_LOG_ERROR, "cannot record ca health", "ca", ca,
 		       "err", rn_strerror(rc), NULL);
@@ -257,6 +260,8 @@ on_hup(uv_signal_t *h, int signum)
 	renewal_conf_free(d->conf);
 	d->conf = nc;
 	d->web_env.conf = nc;
+	/* a CA may have a new URL, or a new certificate at the old one */
+	http_cache_drop(d->web, NULL);
 	log_kv(RN_LOG_INFO, "configuration reloaded", "file", d->config_path,
 	       NULL);
 	sd_ready(d, 0);

@@ -27,7 +27,7 @@ enum {
 	ST_JOB_VERIFY, ST_CERT_SET_RENEW_AT, ST_REARM_SELECT, ST_JOBS_LIST,
 	ST_JOBS_LIST_STATE, ST_SCHED_INSERT, ST_SCHED_DROP_CURRENT,
 	ST_SCHED_SET, ST_TOKEN_GET, ST_TOKEN_CONSUME,
-	ST_HP_HAS, ST_JOB_OPEN_ROW, ST_NOTIF_ADD, ST_HOST_ENROLL, ST_HOST_STATE,
+	ST_HP_HAS, ST_JOB_OPEN_ROW, ST_PROXY_AUTH, ST_NOTIF_ADD, ST_HOST_ENROLL, ST_HOST_STATE,
 	ST_MDM_EVENT, ST_JOB_BY_CMD, ST_HOST_OPEN_JOBS, ST_JOB_ACK,
 	ST_UNMATCHED_ADD, ST_UNMATCHED_ALL, ST_UNMATCHED_HOST,
 	/* notifications and alerts (migration 3) */
@@ -91,6 +91,10 @@ struct store {
 	"command_uuid, state, last_error, attempts, cert_id, "             \
 	"next_attempt_at, created_at, updated_at"
 #define OPEN_STATES RJ_OPEN_PRED
+/* the same for a table aliased j (rj_open is used all the same) */
+#define OPEN_STATES_J                                                      \
+	"(j.state = 'queued' OR j.state = 'running' OR j.state = 'pushed' " \
+	"OR j.state = 'acknowledged')"
 /*
  * Due jobs of a state. With a bound `state = ?1`, which can imply
  * rj_open's WHERE, SQLite ties the plan to the value and prepares the
@@ -241,6 +245,23 @@ static const char *const sql_text[ST__COUNT] = {
 	[ST_JOB_OPEN_ROW] = "SELECT " JOB_COLS " FROM renewal_jobs WHERE "
 			    "host_uuid = ?1 AND profile_uuid = ?2 AND "
 			    "ca_name = ?3 AND " OPEN_STATES,
+	/*
+	 * The SCEP proxy's checks in one read: the token's row, then for
+	 * the token's own host/profile/CA the assignment, the open job
+	 * (rj_open) and whether a current certificate exists (mc_current).
+	 */
+	[ST_PROXY_AUTH] =
+	    "SELECT t.host_uuid, t.profile_uuid, t.ca_name, t.job_id, "
+	    "t.expires_at, t.consumed_at, "
+	    "EXISTS (SELECT 1 FROM host_profiles h WHERE "
+	    "h.host_uuid = t.host_uuid AND h.profile_uuid = t.profile_uuid), "
+	    "(SELECT j.id FROM renewal_jobs j WHERE j.host_uuid = t.host_uuid "
+	    "AND j.profile_uuid = t.profile_uuid AND j.ca_name = t.ca_name "
+	    "AND " OPEN_STATES_J "), "
+	    "EXISTS (SELECT 1 FROM managed_certificates m WHERE "
+	    "m.host_uuid = t.host_uuid AND m.profile_uuid = t.profile_uuid "
+	    "AND m.ca_name = t.ca_name AND m.state = 'active') "
+	    "FROM scep_tokens t WHERE t.token_hash = ?1",
 	[ST_JOB_INSERT] =
 	    "INSERT INTO renewal_jobs (host_uuid, profile_uuid, ca_name, kind, "
 	    "cert_id, state, attempts, next_attempt_at, created_at, "
@@ -2647,6 +2668,35 @@ store_token_get(store *s, const char *token_hash, store_token *out)
 		out->job_id = sqlite3_column_int64(st, 3);
 		out->expires_at = sqlite3_column_int64(st, 4);
 		out->consumed_at = sqlite3_column_int64(st, 5);
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return RN_OK;
+	return rc == SQLITE_DONE ? RN_ENOTFOUND : sqerr(s, rc);
+}
+
+int
+store_proxy_auth_get(store *s, const char *token_hash, store_proxy_auth *out)
+{
+	sqlite3_stmt *st = stmt(s, ST_PROXY_AUTH);
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (st == NULL)
+		return RN_ESTORE;
+	bind_text(st, 1, token_hash);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		store_token *t = &out->tok;
+		copy_col(st, 0, t->host_uuid, sizeof(t->host_uuid));
+		copy_col(st, 1, t->profile_uuid, sizeof(t->profile_uuid));
+		copy_col(st, 2, t->ca_name, sizeof(t->ca_name));
+		t->job_id = sqlite3_column_int64(st, 3);
+		t->expires_at = sqlite3_column_int64(st, 4);
+		t->consumed_at = sqlite3_column_int64(st, 5);
+		out->assigned = sqlite3_column_int(st, 6) != 0;
+		out->open_job = sqlite3_column_int64(st, 7);
+		out->has_cert = sqlite3_column_int(st, 8) != 0;
 	}
 	sqlite3_reset(st);
 	if (rc == SQLITE_ROW)

@@ -329,6 +329,20 @@ typedef struct store_token {
 
 /* The token stored under this hash; RN_ENOTFOUND when none. */
 int store_token_get(store *s, const char *token_hash, store_token *out);
+/*
+ * What the SCEP proxy checks, in one read: the token under this hash and,
+ * for the token's own host, profile and CA, whether the host is assigned
+ * the profile, the open job's id (0 when none) and whether a current
+ * certificate exists. RN_ENOTFOUND when no token has this hash.
+ */
+typedef struct store_proxy_auth {
+	store_token tok;
+	int assigned;	  /* host_profiles has (host, profile) */
+	int64_t open_job; /* the triple's job in an open state, or 0 */
+	int has_cert;	  /* the triple has an 'active' certificate */
+} store_proxy_auth;
+int store_proxy_auth_get(store *s, const char *token_hash,
+			 store_proxy_auth *out);
 /* Mark consumed once; RN_EBUSY when it already was. */
 int store_token_consume(store *s, const char *token_hash, int64_t now);
 /* Is the profile assigned to the host? 1 / 0 (or a negative error). */

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
@@ -316,8 +317,10 @@ main(int argc, char **argv)
 		signer = self_signed(k);
 		bodies = calloc((size_t)count, sizeof(*bodies));
 		for (i = 0; i < count; i++) {
-			snprintf(cn, sizeof(cn), "scepload %d-%ld", i,
-				 (long)time(NULL));
+			/* unique across runs: scepserver refuses a DN it
+			 * issued before, and short runs share a second */
+			snprintf(cn, sizeof(cn), "scepload %d-%ld-%d", i,
+				 (long)time(NULL), (int)getpid());
 			bodies[i] = pkcsreq(k, signer, ca, cn, argv[4]);
 		}
 	} else {

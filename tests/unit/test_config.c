@@ -161,6 +161,7 @@ static const char full_yaml[] =
 	"    challenge_env: RENEWD_TEST_CHALLENGE\n"
 	"    token_ttl: 2d\n"
 	"    timeout: 45s\n"
+	"    cache_ttl: 0s\n"
 	"  - name: Corp2\n"
 	"    url: https://pki.example.com/certsrv/mscep/mscep.dll\n"
 	"    challenge_file: challenge\n"
@@ -253,12 +254,14 @@ test_full_config(void **state)
 	assert_string_equal(c->cas[0].challenge, "env-challenge");
 	assert_int_equal(c->cas[0].token_ttl, 2 * DAY);
 	assert_int_equal(c->cas[0].timeout, 45);
+	assert_int_equal(c->cas[0].cache_ttl, 0);
 	assert_int_equal(c->cas[0].line, 14);
 	assert_int_equal(c->cas[0].col, 5);
 	assert_string_equal(c->cas[1].name, "Corp2");
 	assert_string_equal(c->cas[1].challenge, "file-challenge");
 	assert_int_equal(c->cas[1].token_ttl, 7 * DAY);
 	assert_int_equal(c->cas[1].timeout, 30);
+	assert_int_equal(c->cas[1].cache_ttl, 60);
 	assert_ptr_equal(cfg_ca_find(c, "Corp2"), &c->cas[1]);
 	assert_ptr_equal(cfg_ca_find(c, "Test_SCEP"), &c->cas[0]);
 	assert_null(cfg_ca_find(c, "test_scep"));
@@ -267,12 +270,12 @@ test_full_config(void **state)
 	assert_string_equal(c->profiles[0].file,
 			    "contrib/profiles/wifi-scep.mobileconfig");
 	assert_null(c->profiles[0].uuid);
-	assert_int_equal(c->profiles[0].line, 23);
+	assert_int_equal(c->profiles[0].line, 24);
 	assert_int_equal(c->profiles[0].col, 11);
 	assert_string_equal(c->profiles[1].file, "vpn.mobileconfig");
 	assert_string_equal(c->profiles[1].uuid,
 			    "5B1F1B6E-0000-4000-8000-000000000001");
-	assert_int_equal(c->profiles[1].line, 24);
+	assert_int_equal(c->profiles[1].line, 25);
 
 	assert_int_equal(c->nassignments, 2);
 	assert_string_equal(c->assignments[0].profile, "*");

@@ -1060,6 +1060,73 @@ test_tokens_and_lookups(void **state)
 	store_job_release(&j);
 }
 
+/*
+ * The proxy's one read answers what the four separate lookups answer:
+ * the token row, the assignment, the open job and the current
+ * certificate, each for the token's own host, profile and CA.
+ */
+static void
+test_proxy_auth_one_read(void **state)
+{
+	fx *f = *state;
+	store_proxy_auth a;
+	int seen, enq;
+	int64_t j0;
+
+	assert_int_equal(store_proxy_auth_get(f->s, "cafe", &a),
+			 RN_ENOTFOUND);
+	assert_int_equal(store_token_insert(f->s, "cafe", f->hosts[0], PROF,
+					    CA, 0, NOW + DAY, NOW),
+			 RN_OK);
+	assert_int_equal(store_token_insert(f->s, "beef", f->hosts[0], PROF2,
+					    CA, 0, NOW + DAY, NOW),
+			 RN_OK);
+	assert_int_equal(store_token_insert(f->s, "d00d", f->hosts[1], PROF,
+					    "other-ca", 0, NOW + DAY, NOW),
+			 RN_OK);
+
+	/* assigned, a current certificate, no job yet */
+	assert_int_equal(store_proxy_auth_get(f->s, "cafe", &a), RN_OK);
+	assert_string_equal(a.tok.host_uuid, f->hosts[0]);
+	assert_string_equal(a.tok.profile_uuid, PROF);
+	assert_string_equal(a.tok.ca_name, CA);
+	assert_true(a.tok.job_id == 0);
+	assert_true(a.tok.expires_at == NOW + DAY);
+	assert_true(a.tok.consumed_at == 0);
+	assert_int_equal(a.assigned, 1);
+	assert_int_equal(a.has_cert, 1);
+	assert_true(a.open_job == 0);
+
+	/* a profile the host is not assigned, nothing current */
+	assert_int_equal(store_proxy_auth_get(f->s, "beef", &a), RN_OK);
+	assert_int_equal(a.assigned, 0);
+	assert_int_equal(a.has_cert, 0);
+	assert_true(a.open_job == 0);
+
+	/* assigned, but the CA of the token has no certificate */
+	assert_int_equal(store_proxy_auth_get(f->s, "d00d", &a), RN_OK);
+	assert_int_equal(a.assigned, 1);
+	assert_int_equal(a.has_cert, 0);
+
+	/* a scan opens the job; the read sees it, and stops seeing it once
+	 * the job is cancelled */
+	assert_int_equal(store_scan_due(f->s, NOW, 100, &seen, &enq), RN_OK);
+	j0 = job_of_cert(f->s, f->cert[0]);
+	assert_true(j0 > 0);
+	assert_int_equal(store_proxy_auth_get(f->s, "cafe", &a), RN_OK);
+	assert_true(a.open_job == j0);
+	assert_int_equal(a.has_cert, 1);
+	assert_int_equal(store_job_cancel(f->s, j0, "test", NOW + DAY, NOW),
+			 RN_OK);
+	assert_int_equal(store_proxy_auth_get(f->s, "cafe", &a), RN_OK);
+	assert_true(a.open_job == 0);
+
+	/* consumption shows */
+	assert_int_equal(store_token_consume(f->s, "cafe", NOW + 5), RN_OK);
+	assert_int_equal(store_proxy_auth_get(f->s, "cafe", &a), RN_OK);
+	assert_true(a.tok.consumed_at == NOW + 5);
+}
+
 static int
 count_job(void *arg, const store_job *j)
 {
@@ -1510,6 +1577,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_certs_each_filters,
 						setup_data, teardown),
 		cmocka_unit_test_setup_teardown(test_tokens_and_lookups,
+						setup_data, teardown),
+		cmocka_unit_test_setup_teardown(test_proxy_auth_one_read,
 						setup_data, teardown),
 		cmocka_unit_test_setup_teardown(test_mdm_ingest, setup_data,
 						teardown),
