@@ -52,7 +52,7 @@ enum {
 /* WAL frames before the checkpoint thread is woken, and before a commit
  * checkpoints inline because the thread has not kept up. */
 #define CKPT_WAKE_FRAMES 1000
-#define CKPT_INLINE_FRAMES 4096
+#define CKPT_INLINE_FRAMES 8192
 
 struct store {
 	sqlite3 *db;
