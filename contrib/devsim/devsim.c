@@ -566,28 +566,40 @@ load_cert(device *d)
 	return 0;
 }
 
-static void
-scepclient_done(void *arg, const net_proc_result *res)
+/* 1 when a child of an enrollment succeeded; else its error is posted
+ * (unless devsim is stopping) and the enrollment ends with the caller. */
+static int
+proc_ok(device *d, const net_proc_result *res)
 {
-	device *d = arg;
 	char *line;
 
-	if (g.stopping) {
-		enroll_clear(d);
-		return;
-	}
+	if (g.stopping)
+		return 0;
 	if (res->rc != 0 || res->exit_status != 0) {
 		line = last_line(res->output, res->output_len);
 		post_error(d, line);
 		free(line);
-	} else if (load_cert(d) != 0) {
-		post_error(d, "scepclient wrote no certificate");
-	} else {
-		if (d->key_pick >= 0)
-			d->key_idx = d->key_pick;
-		say("%s enrolled CN=%s (%zu certificates)", d->id, d->cn,
-		    d->ncerts);
-		post_ack(d, "Acknowledged", raw_base(d, "Acknowledged"), 1);
+		return 0;
+	}
+	return 1;
+}
+
+static void
+scepclient_done(void *arg, const net_proc_result *res)
+{
+	device *d = arg;
+
+	if (proc_ok(d, res)) {
+		if (load_cert(d) != 0) {
+			post_error(d, "scepclient wrote no certificate");
+		} else {
+			if (d->key_pick >= 0)
+				d->key_idx = d->key_pick;
+			say("%s enrolled CN=%s (%zu certificates)", d->id,
+			    d->cn, d->ncerts);
+			post_ack(d, "Acknowledged",
+				 raw_base(d, "Acknowledged"), 1);
+		}
 	}
 	enroll_clear(d);
 }
@@ -637,20 +649,11 @@ static void
 genrsa_done(void *arg, const net_proc_result *res)
 {
 	device *d = arg;
-	char *line;
 
-	if (g.stopping) {
+	if (proc_ok(d, res))
+		run_scepclient(d);
+	else
 		enroll_clear(d);
-		return;
-	}
-	if (res->rc != 0 || res->exit_status != 0) {
-		line = last_line(res->output, res->output_len);
-		post_error(d, line);
-		free(line);
-		enroll_clear(d);
-		return;
-	}
-	run_scepclient(d);
 }
 
 /* Write pool key i to d->key (mode 0600); 0 or an RN_ error. */

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +19,8 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
+#include "common/common.h"
+
 #define KEY_FILE_MAX (64 * 1024)
 #define PEM_HEAD "-----BEGIN RSA PRIVATE KEY-----"
 
@@ -33,21 +34,6 @@ struct keypool {
 	size_t size;
 	int bits;
 };
-
-static char *
-fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *
-fmt(const char *f, ...)
-{
-	va_list ap;
-	char *s = NULL;
-
-	va_start(ap, f);
-	if (vasprintf(&s, f, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	return s;
-}
 
 int
 keypool_name(char *buf, size_t n, size_t i)
@@ -162,20 +148,20 @@ generate(const char *dir, size_t i, int bits)
 	int fd;
 
 	keypool_name(name, sizeof name, i);
-	path = fmt("%s/%s", dir, name);
-	tmp = fmt("%s/.%s.XXXXXX", dir, name);
+	path = rn_asprintf("%s/%s", dir, name);
+	tmp = rn_asprintf("%s/.%s.XXXXXX", dir, name);
 	if (path == NULL || tmp == NULL) {
-		err = fmt("out of memory");
+		err = rn_asprintf("out of memory");
 		goto out;
 	}
 	pk = EVP_RSA_gen((unsigned)bits);
 	if (pk == NULL) {
-		err = fmt("RSA %d key generation failed", bits);
+		err = rn_asprintf("RSA %d key generation failed", bits);
 		goto out;
 	}
 	fd = mkstemp(tmp); /* mode 0600 */
 	if (fd < 0 || (fp = fdopen(fd, "wb")) == NULL) {
-		err = fmt("%s: %s", tmp, strerror(errno));
+		err = rn_asprintf("%s: %s", tmp, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		EVP_PKEY_free(pk);
@@ -186,13 +172,13 @@ generate(const char *dir, size_t i, int bits)
 	    !PEM_write_bio_PrivateKey_traditional(b, pk, NULL, NULL, 0, NULL,
 						  NULL) ||
 	    BIO_flush(b) != 1)
-		err = fmt("%s: cannot write the key", tmp);
+		err = rn_asprintf("%s: cannot write the key", tmp);
 	BIO_free(b);
 	EVP_PKEY_free(pk);
 	if (fclose(fp) != 0 && err == NULL)
-		err = fmt("%s: %s", tmp, strerror(errno));
+		err = rn_asprintf("%s: %s", tmp, strerror(errno));
 	if (err == NULL && rename(tmp, path) != 0)
-		err = fmt("%s: %s", path, strerror(errno));
+		err = rn_asprintf("%s: %s", path, strerror(errno));
 	if (err != NULL)
 		unlink(tmp);
 out:
@@ -263,7 +249,7 @@ generate_all(const char *dir, int bits, const size_t *todo, size_t n,
 	pthread_mutex_init(&w.mu, NULL);
 	th = calloc(jobs, sizeof *th);
 	if (th == NULL)
-		return fmt("out of memory");
+		return rn_asprintf("out of memory");
 	for (unsigned t = 0; t < jobs; t++)
 		if (pthread_create(&th[t], NULL, gen_thread, &w) == 0)
 			started++;
@@ -303,11 +289,11 @@ keypool_open(const char *dir, size_t size, int bits, unsigned jobs,
 	*err = NULL;
 	memset(st, 0, sizeof *st);
 	if (size == 0 || bits < 512) {
-		*err = fmt("bad key pool size %zu or key size %d", size, bits);
+		*err = rn_asprintf("bad key pool size %zu or key size %d", size, bits);
 		return EINVAL;
 	}
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		*err = fmt("%s: %s", dir, strerror(errno));
+		*err = rn_asprintf("%s: %s", dir, strerror(errno));
 		return errno;
 	}
 	kp = calloc(1, sizeof *kp);
@@ -316,7 +302,7 @@ keypool_open(const char *dir, size_t size, int bits, unsigned jobs,
 	    (kp->keys = calloc(size, sizeof *kp->keys)) == NULL) {
 		free(todo);
 		free(kp);
-		*err = fmt("out of memory");
+		*err = rn_asprintf("out of memory");
 		return ENOMEM;
 	}
 	kp->size = size;
@@ -327,9 +313,9 @@ keypool_open(const char *dir, size_t size, int bits, unsigned jobs,
 		char *path;
 
 		keypool_name(name, sizeof name, i);
-		path = fmt("%s/%s", dir, name);
+		path = rn_asprintf("%s/%s", dir, name);
 		if (path == NULL) {
-			e = fmt("out of memory");
+			e = rn_asprintf("out of memory");
 			goto fail;
 		}
 		if (read_file(path, &p) == 0 && pem_valid(&p, bits)) {
@@ -353,14 +339,14 @@ keypool_open(const char *dir, size_t size, int bits, unsigned jobs,
 		int rc;
 
 		keypool_name(name, sizeof name, i);
-		path = fmt("%s/%s", dir, name);
+		path = rn_asprintf("%s/%s", dir, name);
 		if (path == NULL) {
-			e = fmt("out of memory");
+			e = rn_asprintf("out of memory");
 			goto fail;
 		}
 		rc = read_file(path, &kp->keys[i]);
 		if (rc != 0)
-			e = fmt("%s: %s", path, strerror(rc));
+			e = rn_asprintf("%s: %s", path, strerror(rc));
 		free(path);
 		if (e != NULL)
 			goto fail;
