@@ -53,13 +53,8 @@ def one_run(d, tmpl, due, empties=9):
     db = os.path.join(d, "renewd.db")
     bl.copy_db(tmpl, db)
     cfg = config(d)
-    off = T_DUE - LEAD - int(time.time())
-    r = bl.Renewd(d, cfg, env={"RENEWD_TIME_OFFSET": str(off)})
+    r = bl.renewd_at_due(d, cfg, T_DUE, LEAD)
     try:
-        r.wait_idle()
-        while time.time() + off <= T_DUE:
-            time.sleep(0.1)
-        r.wait_idle(quiet=0.3)
         run0, wait0 = r.schedstat()
         full = r.call("trigger")
         run1, wait1 = r.schedstat()

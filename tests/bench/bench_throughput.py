@@ -97,13 +97,8 @@ def one_run(d, tmpl, n, mif):
         d, "  driver: webhook\n  url: %s\n  timeout: 30s\n" % sink.url(),
         bl.free_port(), "http://127.0.0.1:%d/scep" % bl.free_port(),
         max_in_flight=mif)
-    off = T_DUE - LEAD - int(time.time())
-    r = bl.Renewd(d, cfg, env={"RENEWD_TIME_OFFSET": str(off)})
+    r = bl.renewd_at_due(d, cfg, T_DUE, LEAD)
     try:
-        r.wait_idle()
-        while time.time() + off <= T_DUE:
-            time.sleep(0.1)
-        r.wait_idle(quiet=0.3)
         run0, wait0 = r.schedstat()
         s0 = sink.cpu_ms()
         t0 = time.monotonic()

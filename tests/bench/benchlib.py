@@ -258,6 +258,24 @@ class Renewd:
                 self.proc.wait()
 
 
+def renewd_at_due(d, cfg, t_due, lead):
+    """renewd with its clock moved (RENEWD_TIME_OFFSET) so that t_due
+    comes `lead` seconds after it starts: its start-up work is done when
+    the certificates come due. Returned once t_due has passed and renewd
+    is idle; the caller stops it."""
+    off = t_due - lead - int(time.time())
+    r = Renewd(d, cfg, env={"RENEWD_TIME_OFFSET": str(off)})
+    try:
+        r.wait_idle()
+        while time.time() + off <= t_due:
+            time.sleep(0.1)
+        r.wait_idle(quiet=0.3)
+    except BaseException:
+        r.stop()
+        raise
+    return r
+
+
 def init_db(d, cfg):
     """Start renewd once on an empty database so the schema and the profile
     row exist, then stop it."""
