@@ -91,10 +91,6 @@ struct store {
 	"command_uuid, state, last_error, attempts, cert_id, "             \
 	"next_attempt_at, created_at, updated_at"
 #define OPEN_STATES RJ_OPEN_PRED
-/* the same for a table aliased j (rj_open is used all the same) */
-#define OPEN_STATES_J                                                      \
-	"(j.state = 'queued' OR j.state = 'running' OR j.state = 'pushed' " \
-	"OR j.state = 'acknowledged')"
 /*
  * Due jobs of a state. With a bound `state = ?1`, which can imply
  * rj_open's WHERE, SQLite ties the plan to the value and prepares the
@@ -257,7 +253,7 @@ static const char *const sql_text[ST__COUNT] = {
 	    "h.host_uuid = t.host_uuid AND h.profile_uuid = t.profile_uuid), "
 	    "(SELECT j.id FROM renewal_jobs j WHERE j.host_uuid = t.host_uuid "
 	    "AND j.profile_uuid = t.profile_uuid AND j.ca_name = t.ca_name "
-	    "AND " OPEN_STATES_J "), "
+	    "AND " OPEN_STATES "), " /* state: j's, t has none */
 	    "EXISTS (SELECT 1 FROM managed_certificates m WHERE "
 	    "m.host_uuid = t.host_uuid AND m.profile_uuid = t.profile_uuid "
 	    "AND m.ca_name = t.ca_name AND m.state = 'active') "
