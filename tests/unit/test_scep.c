@@ -218,21 +218,25 @@ typedef struct attr {
 	const char *value;
 } attr;
 
-/* A signed CMS over "x" with the given extra signed attributes, DER. */
+/*
+ * A signed CMS over "x" with the given extra signed attributes and the
+ * signer's certificate: DER, or with ber BER as OpenSSL streams it
+ * (indefinite lengths).
+ */
 static unsigned char *
-make_certrep(const attr *attrs, size_t nattrs, size_t *len)
+make_certrep_enc(const attr *attrs, size_t nattrs, int ber, size_t *len)
 {
 	BIO *in = BIO_new_mem_buf("x", 1);
 	CMS_ContentInfo *cms;
 	CMS_SignerInfo *si;
 	unsigned char *der = NULL;
+	int fl = CMS_PARTIAL | CMS_BINARY | (ber ? CMS_STREAM : 0);
 	size_t i;
 	int n;
 
-	cms = CMS_sign(NULL, NULL, NULL, NULL, CMS_PARTIAL | CMS_BINARY);
+	cms = CMS_sign(NULL, NULL, NULL, NULL, fl);
 	assert_non_null(cms);
-	si = CMS_add1_signer(cms, g_ca, g_key, EVP_sha256(),
-			     CMS_PARTIAL | CMS_BINARY);
+	si = CMS_add1_signer(cms, g_ca, g_key, EVP_sha256(), fl);
 	assert_non_null(si);
 	for (i = 0; i < nattrs; i++) {
 		ASN1_OBJECT *o = OBJ_txt2obj(attrs[i].oid, 1);
@@ -243,13 +247,33 @@ make_certrep(const attr *attrs, size_t nattrs, size_t *len)
 					(int)strlen(attrs[i].value)));
 		ASN1_OBJECT_free(o);
 	}
-	assert_true(CMS_final(cms, in, NULL, CMS_BINARY));
-	n = i2d_CMS_ContentInfo(cms, &der);
-	assert_true(n > 0);
-	*len = (size_t)n;
+	if (ber) {
+		BIO *out = BIO_new(BIO_s_mem());
+		char *p;
+		long m;
+
+		assert_true(i2d_CMS_bio_stream(out, cms, in, fl));
+		m = BIO_get_mem_data(out, &p);
+		assert_true(m > 0);
+		der = OPENSSL_malloc((size_t)m);
+		memcpy(der, p, (size_t)m);
+		*len = (size_t)m;
+		BIO_free(out);
+	} else {
+		assert_true(CMS_final(cms, in, NULL, CMS_BINARY));
+		n = i2d_CMS_ContentInfo(cms, &der);
+		assert_true(n > 0);
+		*len = (size_t)n;
+	}
 	CMS_ContentInfo_free(cms);
 	BIO_free(in);
 	return der;
+}
+
+static unsigned char *
+make_certrep(const attr *attrs, size_t nattrs, size_t *len)
+{
+	return make_certrep_enc(attrs, nattrs, 0, len);
 }
 
 static void
@@ -343,6 +367,64 @@ test_certrep_pending_and_odd_values(void **state)
 	assert_int_equal(r.message_type, -1);
 	assert_int_equal(strlen(r.fail_info_text), 254);
 	OPENSSL_free(der);
+}
+
+/*
+ * The reader walks DER itself and leaves anything else (BER's indefinite
+ * lengths, as a streaming CA sends) to OpenSSL's CMS decoder: both read
+ * the same. An attribute whose value is not a string reads as absent.
+ */
+static void
+test_certrep_ber_and_attr_forms(void **state)
+{
+	attr a[] = {
+		{A_MSGTYPE, V_ASN1_PRINTABLESTRING, "3"},
+		{A_STATUS, V_ASN1_PRINTABLESTRING, "2"},
+		{A_FAILINFO, V_ASN1_PRINTABLESTRING, "3"},
+		{A_FAILTEXT, V_ASN1_UTF8STRING, "too late"},
+		{A_TXID, V_ASN1_PRINTABLESTRING, "T1"},
+	};
+	attr b[] = {
+		{A_STATUS, V_ASN1_PRINTABLESTRING, "0"},
+		{A_FAILINFO, V_ASN1_INTEGER, "\x02"},
+		{A_MSGTYPE, V_ASN1_BIT_STRING, "3"},
+	};
+	attr c[] = {{A_STATUS, V_ASN1_BMPSTRING, "\0\x30"}};
+	scep_certrep r, rb;
+	unsigned char *der, *ber;
+	size_t len, blen;
+	int enc;
+
+	der = make_certrep_enc(a, 5, 0, &len);
+	ber = make_certrep_enc(a, 5, 1, &blen);
+	assert_int_equal(ber[1], 0x80); /* indefinite length, so not DER */
+	assert_int_equal(scep_certrep_parse(der, len, &r), 0);
+	assert_int_equal(scep_certrep_parse(ber, blen, &rb), 0);
+	assert_int_equal(r.status, SCEP_FAILURE);
+	assert_int_equal(r.fail_info, SCEP_FAIL_BAD_TIME);
+	assert_int_equal(r.message_type, SCEP_MSG_CERTREP);
+	assert_string_equal(r.fail_info_text, "too late");
+	assert_string_equal(r.transaction_id, "T1");
+	assert_int_equal(rb.status, r.status);
+	assert_int_equal(rb.fail_info, r.fail_info);
+	assert_int_equal(rb.message_type, r.message_type);
+	assert_string_equal(rb.fail_info_text, r.fail_info_text);
+	assert_string_equal(rb.transaction_id, r.transaction_id);
+	OPENSSL_free(der);
+	OPENSSL_free(ber);
+
+	for (enc = 0; enc < 2; enc++) {
+		der = make_certrep_enc(b, 3, enc, &len);
+		assert_int_equal(scep_certrep_parse(der, len, &r), 0);
+		assert_int_equal(r.status, SCEP_SUCCESS);
+		assert_int_equal(r.fail_info, SCEP_FAIL_NONE);
+		assert_int_equal(r.message_type, -1);
+		OPENSSL_free(der);
+		/* a pkiStatus that is no string: no status at all */
+		der = make_certrep_enc(c, 1, enc, &len);
+		assert_int_equal(scep_certrep_parse(der, len, &r), RN_EINVAL);
+		OPENSSL_free(der);
+	}
 }
 
 static void
@@ -729,6 +811,7 @@ main(void)
 		cmocka_unit_test(test_certrep_success),
 		cmocka_unit_test(test_certrep_failure),
 		cmocka_unit_test(test_certrep_pending_and_odd_values),
+		cmocka_unit_test(test_certrep_ber_and_attr_forms),
 		cmocka_unit_test(test_certrep_invalid),
 		cmocka_unit_test(test_cacert_single),
 		cmocka_unit_test(test_cacert_bundle),
