@@ -30,6 +30,7 @@
 typedef struct proxy_call proxy_call;
 typedef struct stats_cache stats_cache;
 typedef struct get_entry get_entry;
+typedef struct certrep_rec certrep_rec;
 
 struct http_srv {
 	uv_loop_t *loop;
@@ -40,6 +41,23 @@ struct http_srv {
 	get_entry *gets; /* the GET cache */
 	size_t ngets;
 	get_entry *dropped; /* off the cache, their fetch still in flight */
+	uv_timer_t *rec_timer; /* writes the CertReps waiting in recs */
+	certrep_rec *recs, **recs_tail;
+};
+
+/*
+ * A PKIOperation's CertRep to record on its job. The device's answer goes
+ * out first: decoding a CertRep (OpenSSL decodes the certificates in it)
+ * and writing its event cost about a millisecond the device need not wait
+ * for. rec_timer, a zero-delay timer started after the answer's own
+ * (net_httpd's run that sends it fires first), writes them; http_stop
+ * writes what is left.
+ */
+struct certrep_rec {
+	certrep_rec *next;
+	int64_t job_id;
+	size_t len;
+	unsigned char der[];
 };
 
 struct proxy_call {
@@ -198,9 +216,78 @@ refuse(http_env *env, net_httpd_req *req, const char *op, int64_t job,
 	proxy_text(req, op, 400, why);
 }
 
+/* Record on its job what a CertRep says (a refusal fails the attempt). */
+static void
+certrep_record(http_env *env, int64_t job, const void *der, size_t len)
+{
+	scep_certrep rep;
+	char detail[512];
+
+	if (scep_certrep_parse(der, len, &rep) != RN_OK) {
+		job_note(env, job, "scep_certrep",
+			 "unreadable CertRep from the CA");
+		return;
+	}
+	if (rep.status != SCEP_FAILURE) {
+		job_note(env, job, "scep_certrep", scep_status_name(rep.status));
+		return;
+	}
+	snprintf(detail, sizeof(detail), "CA refused: %s%s%s",
+		 scep_failinfo_name(rep.fail_info),
+		 rep.fail_info_text[0] ? ": " : "", rep.fail_info_text);
+	job_note(env, job, "scep_certrep", detail);
+	sched_job_refused(env->sc, job, "ca_refused", detail);
+}
+
+static void
+certrep_flush(http_srv *srv)
+{
+	certrep_rec *x;
+
+	while ((x = srv->recs) != NULL) {
+		srv->recs = x->next;
+		if (srv->recs == NULL)
+			srv->recs_tail = &srv->recs;
+		certrep_record(srv->env, x->job_id, x->der, x->len);
+		free(x);
+	}
+}
+
+static void
+rec_timer_closed(uv_handle_t *t)
+{
+	free(t);
+}
+
+static void
+certrep_timer_fired(uv_timer_t *t)
+{
+	certrep_flush(t->data);
+}
+
+/* After the answer went to net_httpd: record the CertRep soon. */
+static void
+certrep_defer(http_srv *srv, int64_t job, const void *der, size_t len)
+{
+	certrep_rec *x = malloc(sizeof(*x) + len);
+
+	if (x == NULL) { /* recorded now, then */
+		certrep_record(srv->env, job, der, len);
+		return;
+	}
+	x->next = NULL;
+	x->job_id = job;
+	x->len = len;
+	if (len)
+		memcpy(x->der, der, len);
+	*srv->recs_tail = x;
+	srv->recs_tail = &x->next;
+	uv_timer_start(srv->rec_timer, certrep_timer_fired, 0, 0);
+}
+
 /*
- * The upstream answered (or failed): pass it back, and for a
- * PKIOperation consume the token and record what the CA said.
+ * The upstream answered (or failed): pass it back; for a PKIOperation
+ * consume the token, and record what the CA said once the answer is out.
  */
 static void
 on_upstream(void *arg, const net_http_resp *r)
@@ -233,35 +320,15 @@ on_upstream(void *arg, const net_http_resp *r)
 	ca_health_answered(env->cah, c->ca);
 	if (r->status >= 500)
 		get_cache_drop(c->srv, c->ca);
-	if (c->pki && r->status == 200) {
-		scep_certrep rep;
-		store_token_consume(env->s, c->token_hash, rn_now());
-		if (scep_certrep_parse(r->body, r->body_len, &rep) == RN_OK) {
-			if (rep.status == SCEP_FAILURE) {
-				snprintf(detail, sizeof(detail),
-					 "CA refused: %s%s%s",
-					 scep_failinfo_name(rep.fail_info),
-					 rep.fail_info_text[0] ? ": " : "",
-					 rep.fail_info_text);
-				job_note(env, c->job_id, "scep_certrep",
-					 detail);
-				if (c->job_id)
-					sched_job_refused(env->sc, c->job_id,
-							  "ca_refused",
-							  detail);
-			} else {
-				job_note(env, c->job_id, "scep_certrep",
-					 scep_status_name(rep.status));
-			}
-		} else {
-			job_note(env, c->job_id, "scep_certrep",
-				 "unreadable CertRep from the CA");
-		}
-	} else if (c->pki) {
+	if (c->pki && r->status != 200) {
 		snprintf(detail, sizeof(detail), "CA answered http %ld",
 			 r->status);
 		job_note(env, c->job_id, "scep_upstream_error", detail);
 	}
+	/* the CA answered the enrollment: the token is spent before the
+	 * device hears so */
+	if (c->pki && r->status == 200)
+		store_token_consume(env->s, c->token_hash, rn_now());
 	/* net_httpd answers 500 for a status it cannot send */
 	proxy_count(c->op, r->status >= 100 && r->status <= 599 ? r->status
 								 : 500);
@@ -269,6 +336,8 @@ on_upstream(void *arg, const net_http_resp *r)
 			  r->content_type ? r->content_type
 					  : "application/octet-stream",
 			  r->body, r->body_len);
+	if (c->pki && r->status == 200 && c->job_id)
+		certrep_defer(c->srv, c->job_id, r->body, r->body_len);
 	free(c);
 }
 
@@ -1167,10 +1236,20 @@ http_start(uv_loop_t *loop, http_env *env, http_srv **out, char **errmsg)
 		return RN_ENOMEM;
 	}
 	h->stats->loop = loop;
+	h->recs_tail = &h->recs;
+	h->rec_timer = malloc(sizeof(*h->rec_timer));
+	if (h->rec_timer == NULL) {
+		stats_cache_free(h->stats);
+		free(h);
+		return RN_ENOMEM;
+	}
+	uv_timer_init(loop, h->rec_timer);
+	h->rec_timer->data = h;
 	memset(&o, 0, sizeof(o));
 	rc = net_httpd_start(loop, env->conf->cfg->http.listen, &o, on_request,
 			     h, &h->httpd, errmsg);
 	if (rc) {
+		uv_close((uv_handle_t *)h->rec_timer, rec_timer_closed);
 		stats_cache_free(h->stats);
 		free(h);
 		return rc;
@@ -1189,6 +1268,9 @@ http_stop(http_srv *h)
 
 	if (h == NULL)
 		return;
+	/* CertReps whose answers went out are recorded now */
+	certrep_flush(h);
+	uv_close((uv_handle_t *)h->rec_timer, rec_timer_closed);
 	/* Answers that arrive later have nobody to go to. */
 	for (c = h->calls; c; c = c->next) {
 		c->req = NULL;
