@@ -30,7 +30,6 @@
 typedef struct proxy_call proxy_call;
 typedef struct stats_cache stats_cache;
 typedef struct get_entry get_entry;
-typedef struct certrep_rec certrep_rec;
 
 struct http_srv {
 	uv_loop_t *loop;
@@ -41,23 +40,6 @@ struct http_srv {
 	get_entry *gets; /* the GET cache */
 	size_t ngets;
 	get_entry *dropped; /* off the cache, their fetch still in flight */
-	uv_timer_t *rec_timer; /* writes the CertReps waiting in recs */
-	certrep_rec *recs, **recs_tail;
-};
-
-/*
- * A PKIOperation's CertRep to record on its job. The device's answer goes
- * out first: decoding a CertRep (OpenSSL decodes the certificates in it)
- * and writing its event cost about a millisecond the device need not wait
- * for. rec_timer, a zero-delay timer started after the answer's own
- * (net_httpd's run that sends it fires first), writes them; http_stop
- * writes what is left.
- */
-struct certrep_rec {
-	certrep_rec *next;
-	int64_t job_id;
-	size_t len;
-	unsigned char der[];
 };
 
 struct proxy_call {
@@ -216,78 +198,54 @@ refuse(http_env *env, net_httpd_req *req, const char *op, int64_t job,
 	proxy_text(req, op, 400, why);
 }
 
-/* Record on its job what a CertRep says (a refusal fails the attempt). */
-static void
-certrep_record(http_env *env, int64_t job, const void *der, size_t len)
+/*
+ * A PKIOperation the CA answered with 200: the token is spent and the
+ * job notes what the CertRep says, in one transaction, before the device
+ * hears the answer (a token is good for one enrollment). Reading the
+ * CertRep's signed attributes takes about a microsecond (scep.c). Returns
+ * 1 when the CA refused the enrollment; *detail then says why.
+ */
+static int
+certrep_record(http_env *env, const proxy_call *c, const void *der,
+	       size_t len, char *detail, size_t dlen)
 {
 	scep_certrep rep;
-	char detail[512];
+	int own = 0, tx, refused = 0;
 
 	if (scep_certrep_parse(der, len, &rep) != RN_OK) {
-		job_note(env, job, "scep_certrep",
-			 "unreadable CertRep from the CA");
-		return;
+		snprintf(detail, dlen, "unreadable CertRep from the CA");
+	} else if (rep.status == SCEP_FAILURE) {
+		snprintf(detail, dlen, "CA refused: %s%s%s",
+			 scep_failinfo_name(rep.fail_info),
+			 rep.fail_info_text[0] ? ": " : "", rep.fail_info_text);
+		refused = 1;
+	} else {
+		snprintf(detail, dlen, "%s", scep_status_name(rep.status));
 	}
-	if (rep.status != SCEP_FAILURE) {
-		job_note(env, job, "scep_certrep", scep_status_name(rep.status));
-		return;
-	}
-	snprintf(detail, sizeof(detail), "CA refused: %s%s%s",
-		 scep_failinfo_name(rep.fail_info),
-		 rep.fail_info_text[0] ? ": " : "", rep.fail_info_text);
-	job_note(env, job, "scep_certrep", detail);
-	sched_job_refused(env->sc, job, "ca_refused", detail);
+	/* one commit for both (each on its own if BEGIN fails) */
+	tx = store_tx_begin(env->s, &own) == RN_OK;
+	store_token_consume(env->s, c->token_hash, rn_now());
+	job_note(env, c->job_id, "scep_certrep", detail);
+	if (tx)
+		store_tx_end(env->s, own, RN_OK);
+	return refused;
 }
 
-static void
-certrep_flush(http_srv *srv)
+/* A PKIOperation with this token is upstream now. */
+static int
+token_in_flight(const http_srv *srv, const char *hash)
 {
-	certrep_rec *x;
+	const proxy_call *c;
 
-	while ((x = srv->recs) != NULL) {
-		srv->recs = x->next;
-		if (srv->recs == NULL)
-			srv->recs_tail = &srv->recs;
-		certrep_record(srv->env, x->job_id, x->der, x->len);
-		free(x);
-	}
-}
-
-static void
-rec_timer_closed(uv_handle_t *t)
-{
-	free(t);
-}
-
-static void
-certrep_timer_fired(uv_timer_t *t)
-{
-	certrep_flush(t->data);
-}
-
-/* After the answer went to net_httpd: record the CertRep soon. */
-static void
-certrep_defer(http_srv *srv, int64_t job, const void *der, size_t len)
-{
-	certrep_rec *x = malloc(sizeof(*x) + len);
-
-	if (x == NULL) { /* recorded now, then */
-		certrep_record(srv->env, job, der, len);
-		return;
-	}
-	x->next = NULL;
-	x->job_id = job;
-	x->len = len;
-	if (len)
-		memcpy(x->der, der, len);
-	*srv->recs_tail = x;
-	srv->recs_tail = &x->next;
-	uv_timer_start(srv->rec_timer, certrep_timer_fired, 0, 0);
+	for (c = srv->calls; c; c = c->next)
+		if (c->pki && strcmp(c->token_hash, hash) == 0)
+			return 1;
+	return 0;
 }
 
 /*
- * The upstream answered (or failed): pass it back; for a PKIOperation
- * consume the token, and record what the CA said once the answer is out.
+ * The upstream answered (or failed): pass it back, and for a
+ * PKIOperation consume the token and record what the CA said.
  */
 static void
 on_upstream(void *arg, const net_http_resp *r)
@@ -295,6 +253,7 @@ on_upstream(void *arg, const net_http_resp *r)
 	proxy_call *c = arg;
 	http_env *env = c->srv ? c->srv->env : NULL;
 	char detail[512];
+	int refused = 0;
 
 	call_unlink(c);
 	if (c->req == NULL || env == NULL) {
@@ -325,10 +284,9 @@ on_upstream(void *arg, const net_http_resp *r)
 			 r->status);
 		job_note(env, c->job_id, "scep_upstream_error", detail);
 	}
-	/* the CA answered the enrollment: the token is spent before the
-	 * device hears so */
 	if (c->pki && r->status == 200)
-		store_token_consume(env->s, c->token_hash, rn_now());
+		refused = certrep_record(env, c, r->body, r->body_len, detail,
+					 sizeof(detail));
 	/* net_httpd answers 500 for a status it cannot send */
 	proxy_count(c->op, r->status >= 100 && r->status <= 599 ? r->status
 								 : 500);
@@ -336,8 +294,9 @@ on_upstream(void *arg, const net_http_resp *r)
 			  r->content_type ? r->content_type
 					  : "application/octet-stream",
 			  r->body, r->body_len);
-	if (c->pki && r->status == 200 && c->job_id)
-		certrep_defer(c->srv, c->job_id, r->body, r->body_len);
+	/* a refusal ends the attempt: a new one, with backoff */
+	if (refused && c->job_id)
+		sched_job_refused(env->sc, c->job_id, "ca_refused", detail);
 	free(c);
 }
 
@@ -644,6 +603,12 @@ proxy(http_srv *srv, net_httpd_req *req, const char *segment)
 	}
 	if (tok.consumed_at) {
 		refuse(env, req, opl, jid, "token already used");
+		return;
+	}
+	/* spent when the CA answers: until then no second enrollment */
+	if (pki && token_in_flight(srv, hash)) {
+		refuse(env, req, opl, jid, "token in use by another "
+					   "enrollment");
 		return;
 	}
 	if (tok.expires_at <= now) {
@@ -1236,20 +1201,10 @@ http_start(uv_loop_t *loop, http_env *env, http_srv **out, char **errmsg)
 		return RN_ENOMEM;
 	}
 	h->stats->loop = loop;
-	h->recs_tail = &h->recs;
-	h->rec_timer = malloc(sizeof(*h->rec_timer));
-	if (h->rec_timer == NULL) {
-		stats_cache_free(h->stats);
-		free(h);
-		return RN_ENOMEM;
-	}
-	uv_timer_init(loop, h->rec_timer);
-	h->rec_timer->data = h;
 	memset(&o, 0, sizeof(o));
 	rc = net_httpd_start(loop, env->conf->cfg->http.listen, &o, on_request,
 			     h, &h->httpd, errmsg);
 	if (rc) {
-		uv_close((uv_handle_t *)h->rec_timer, rec_timer_closed);
 		stats_cache_free(h->stats);
 		free(h);
 		return rc;
@@ -1268,9 +1223,6 @@ http_stop(http_srv *h)
 
 	if (h == NULL)
 		return;
-	/* CertReps whose answers went out are recorded now */
-	certrep_flush(h);
-	uv_close((uv_handle_t *)h->rec_timer, rec_timer_closed);
 	/* Answers that arrive later have nobody to go to. */
 	for (c = h->calls; c; c = c->next) {
 		c->req = NULL;

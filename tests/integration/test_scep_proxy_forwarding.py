@@ -1,8 +1,9 @@
 """How the SCEP proxy forwards, seen from the CA's side (a recording stub
 CA on loopback): GET PKIOperation's base64 message arrives intact after
 percent-decoding and re-encoding, POST bodies and answers pass byte for
-byte, an over-large body gets 413, and a CA slower than its timeout
-gives 504."""
+byte, an over-large body gets 413, a token's second enrollment while its
+first is upstream is refused, and a CA slower than its timeout gives
+504."""
 
 import base64
 import http.server
@@ -142,6 +143,31 @@ class Forwarding(harness.RenewdTestCase):
                          ("POST", body, "application/x-pki-message"))
         self.assertTrue(path.startswith("/scep?operation=PKIOperation"),
                         path)
+
+    def test_a_token_goes_upstream_once_at_a_time(self):
+        # Given an enrollment the CA is still working on...
+        self.ca.delay = 0.6
+        url = self.url + "?operation=PKIOperation"
+        first = {}
+        t = threading.Thread(target=lambda: first.update(
+            r=request(url, b"one", "application/x-pki-message")))
+        t.start()
+        harness.poll(lambda: len(self.ca.requests) == 1 or None, 10,
+                     "the first enrollment upstream")
+        # ...a second one with the same token is refused at once.
+        status, body, _ = request(url, b"two", "application/x-pki-message")
+        self.assertEqual((status, body), (400, b"token in use by another "
+                                               b"enrollment"))
+        t.join(10)
+        self.assertEqual(first["r"][:2], (200, ANSWER))
+        # Then the token is spent, and the CA saw the first one only.
+        status, body, _ = request(url, b"three", "application/x-pki-message")
+        self.assertEqual((status, body), (400, b"token already used"))
+        self.assertEqual([r[2] for r in self.ca.requests], [b"one"])
+        ev = [e["detail"] for e in self.f.job_show(self.job["id"])["events"]
+              if e["event"] == "scep_refused"]
+        self.assertEqual(ev, ["token in use by another enrollment",
+                              "token already used"])
 
     def test_slow_ca_gives_504(self):
         self.ca.delay = 3
