@@ -20,7 +20,13 @@ the bodies) and reads the proxy URLs out of the pushed profiles. Then:
 Direct and proxy runs alternate (direct, proxy, proxy, direct) and the
 figures are the sums and the medians of the pooled latencies.
 
+scepserver spends 30-40 ms of CPU on each enrollment, and its time varies
+by more than the proxy adds, so one more table times the proxy alone:
+PKIOperations at one client against bench-sink --scep, a CA that answers
+at once with a canned CertRep, direct and through a second renewd.
+
     bench_proxy.py [--concurrency 1,8,32] [--gets 4000] [--pkis 100]
+                   [--instant-pkis 500]
 """
 
 import argparse
@@ -28,6 +34,7 @@ import base64
 import json
 import os
 import plistlib
+import ssl
 import subprocess
 import sys
 import time
@@ -97,21 +104,10 @@ def write_lines(path, lines):
     return path
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--concurrency", default="1,8,32")
-    ap.add_argument("--gets", type=int, default=4000,
-                    help="GET requests per run (4 runs per level)")
-    ap.add_argument("--pkis", type=int, default=100,
-                    help="PKIOperations per run (4 runs per level)")
-    a = ap.parse_args()
-    levels = [int(x) for x in a.concurrency.split(",")]
-    d = bl.workdir("proxy")
-    print("## SCEP proxy overhead: renewd's proxy vs scepserver direct")
-    print()
-    print("machine: %s" % bl.machine())
-    ca_proc, ca_url, ca_pem = start_scepserver(d)
-    ntok = 4 * a.pkis * len(levels) + 8
+def mint(d, ca_url, ntok):
+    """renewd with ca_url as its CA, after it rendered ntok jobs' profiles:
+    (renewd, the webhook sink, the proxy URLs of the pushed profiles)."""
+    os.makedirs(d, exist_ok=True)
     dump = os.path.join(d, "bodies.jsonl")
     sink = Sink(d, dump)
     cfg = bl.renewd_config(
@@ -122,19 +118,119 @@ def main():
               bl.fill_sql(ntok, ntok, T_DUE, T_DUE - 86400, "clustered"))
     off = T_DUE + 5 - int(time.time())
     r = bl.Renewd(d, cfg, env={"RENEWD_TIME_OFFSET": str(off)})
-    rows = []
+    t0 = time.monotonic()
+    urls = []
+    while len(urls) < ntok and time.monotonic() - t0 < 300:
+        time.sleep(0.5)
+        urls = proxy_urls(dump) if os.path.exists(dump) else []
+    if len(urls) < ntok:
+        r.stop()
+        sink.stop()
+        sys.exit("bench: only %d of %d profiles pushed" % (len(urls), ntok))
+    r.wait_idle(quiet=0.3)
+    bl.note("%d proxy tokens minted in %.1f s" % (len(urls),
+                                                 time.monotonic() - t0))
+    return r, sink, urls
+
+
+def row(op, c, res):
+    """One table row from the runs of both ways."""
+    dr = sum(x["count"] for x in res["direct"]) / sum(
+        x["seconds"] for x in res["direct"])
+    pr = sum(x["count"] for x in res["proxy"]) / sum(
+        x["seconds"] for x in res["proxy"])
+    dm = bl.median([x["p50_ms"] for x in res["direct"]])
+    pm = bl.median([x["p50_ms"] for x in res["proxy"]])
+    d99 = max(x["p99_ms"] for x in res["direct"])
+    p99 = max(x["p99_ms"] for x in res["proxy"])
+    okd = sum(x["ok"] for x in res["direct"])
+    okp = sum(x["ok"] for x in res["proxy"])
+    n = sum(x["count"] for x in res["direct"])
+    return [op, c, "%.0f" % dr, "%.0f" % pr,
+            "%s (>= 0.90)" % bl.ratio(pr, dr),
+            "%.2f" % dm, "%.2f" % pm, "%+.2f (<= 1)" % (pm - dm),
+            "%.1f / %.1f" % (d99, p99), "%d/%d, %d/%d" % (okd, n, okp, n)]
+
+
+def pki_runs(d, ca_url, ca_pem, pki_urls, n, c, label, order):
+    """PKIOperations, n per run, direct and through the proxy in the
+    given order; pki_urls is consumed (each proxied request spends a
+    token)."""
+    res = {"direct": [], "proxy": []}
+    for which in order:
+        if which == "direct":
+            f = write_lines(os.path.join(d, "pd.txt"), [ca_url] * n)
+        else:
+            f = write_lines(os.path.join(d, "pp.txt"), pki_urls[:n])
+            del pki_urls[:n]
+        out = load(["pki", f, ca_pem, bl.CHALLENGE, n, c])
+        res[which].append(out)
+        bl.note("%s c=%d %s: %s" % (label, c, which, json.dumps(out)))
+    return res
+
+
+def instant_ca(d, ca_pem, n, runs):
+    """The proxy's own cost on an enrollment: PKIOperations at one client
+    against bench-sink --scep, a CA that answers at once with a canned
+    CertRep (scepserver's, from the fuzz seeds), direct and through a
+    renewd of its own, alternating."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    cad = os.path.join(d, "instant-ca")
+    os.makedirs(cad)
+    with open(os.path.join(cad, "caps.txt"), "w") as f:
+        f.write("POSTPKIOperation\nSHA-256\nAES\nSCEPStandard\n")
+    with open(ca_pem) as f, open(os.path.join(cad, "ca.der"), "wb") as o:
+        o.write(ssl.PEM_cert_to_DER_cert(f.read()))
+    with open(os.path.join(here, "..", "fuzz", "corpus", "certrep",
+                           "scepserver-certrep-1.der"), "rb") as f, \
+            open(os.path.join(cad, "certrep.der"), "wb") as o:
+        o.write(f.read())
+    port = bl.free_port()
+    ca = subprocess.Popen([tool("bench-sink"), "--listen",
+                           "127.0.0.1:%d" % port, "--scep", cad],
+                          stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    ca_url = "http://127.0.0.1:%d/scep" % port
+    r = sink = None
     try:
-        t0 = time.monotonic()
-        urls = []
-        while len(urls) < ntok and time.monotonic() - t0 < 300:
-            time.sleep(0.5)
-            urls = proxy_urls(dump) if os.path.exists(dump) else []
-        if len(urls) < ntok:
-            sys.exit("bench: only %d of %d profiles pushed" % (len(urls),
-                                                               ntok))
-        r.wait_idle(quiet=0.3)
-        bl.note("%d proxy tokens minted in %.1f s" % (
-            len(urls), time.monotonic() - t0))
+        r, sink, urls = mint(os.path.join(d, "instant"), ca_url,
+                             n * runs + 8)
+        load(["get", write_lines(os.path.join(d, "w.txt"), urls[:1]),
+              "GetCACaps", 50, 1])
+        res = pki_runs(d, ca_url, ca_pem, urls[8:], n, 1, "instant CA",
+                       ["direct", "proxy", "proxy", "direct"] * (runs // 2))
+    finally:
+        if r:
+            r.stop()
+        if sink:
+            sink.stop()
+        ca.terminate()
+        ca.wait(20)
+    return row("PKIOperation", 1, res)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--concurrency", default="1,8,32")
+    ap.add_argument("--gets", type=int, default=4000,
+                    help="GET requests per run (4 runs per level)")
+    ap.add_argument("--pkis", type=int, default=100,
+                    help="PKIOperations per run (4 runs per level)")
+    ap.add_argument("--instant-pkis", type=int, default=500,
+                    help="PKIOperations per run against the instant CA "
+                    "(4 runs; 0 skips it)")
+    a = ap.parse_args()
+    levels = [int(x) for x in a.concurrency.split(",")]
+    d = bl.workdir("proxy")
+    print("## SCEP proxy overhead: renewd's proxy vs scepserver direct")
+    print()
+    print("machine: %s" % bl.machine())
+    ca_proc, ca_url, ca_pem = start_scepserver(d)
+    ntok = 4 * a.pkis * len(levels) + 8
+    rows = []
+    r = sink = None
+    try:
+        r, sink, urls = mint(os.path.join(d, "scepserver"), ca_url, ntok)
         direct_f = write_lines(os.path.join(d, "direct.txt"), [ca_url])
         tok_gets = write_lines(os.path.join(d, "tok.txt"), urls[:8])
         pki_urls = urls[8:]
@@ -143,50 +239,36 @@ def main():
         load(["get", tok_gets, "GetCACaps", 50, 4])
         for c in levels:
             for op in ("GetCACaps", "GetCACert", "PKIOperation"):
-                res = {"direct": [], "proxy": []}
-                for which in ("direct", "proxy", "proxy", "direct"):
-                    if op == "PKIOperation":
-                        if which == "direct":
-                            f = write_lines(os.path.join(d, "pd.txt"),
-                                            [ca_url] * a.pkis)
-                        else:
-                            f = write_lines(os.path.join(d, "pp.txt"),
-                                            pki_urls[:a.pkis])
-                            pki_urls = pki_urls[a.pkis:]
-                        out = load(["pki", f, ca_pem, bl.CHALLENGE, a.pkis,
-                                    c])
-                    else:
+                order = ("direct", "proxy", "proxy", "direct")
+                if op == "PKIOperation":
+                    res = pki_runs(d, ca_url, ca_pem, pki_urls, a.pkis, c,
+                                   op, order)
+                else:
+                    res = {"direct": [], "proxy": []}
+                    for which in order:
                         f = direct_f if which == "direct" else tok_gets
                         out = load(["get", f, op, a.gets, c])
-                    res[which].append(out)
-                    bl.note("%s c=%d %s: %s" % (op, c, which,
-                                                json.dumps(out)))
-                dr = sum(x["count"] for x in res["direct"]) / sum(
-                    x["seconds"] for x in res["direct"])
-                pr = sum(x["count"] for x in res["proxy"]) / sum(
-                    x["seconds"] for x in res["proxy"])
-                dm = bl.median([x["p50_ms"] for x in res["direct"]])
-                pm = bl.median([x["p50_ms"] for x in res["proxy"]])
-                d99 = max(x["p99_ms"] for x in res["direct"])
-                p99 = max(x["p99_ms"] for x in res["proxy"])
-                okd = sum(x["ok"] for x in res["direct"])
-                okp = sum(x["ok"] for x in res["proxy"])
-                n = sum(x["count"] for x in res["direct"])
-                rows.append([op, c, "%.0f" % dr, "%.0f" % pr,
-                             "%s (>= 0.90)" % bl.ratio(pr, dr),
-                             "%.2f" % dm, "%.2f" % pm,
-                             "%+.2f (<= 1)" % (pm - dm),
-                             "%.1f / %.1f" % (d99, p99),
-                             "%d/%d, %d/%d" % (okd, n, okp, n)])
+                        res[which].append(out)
+                        bl.note("%s c=%d %s: %s" % (op, c, which,
+                                                    json.dumps(out)))
+                rows.append(row(op, c, res))
     finally:
-        r.stop()
-        sink.stop()
+        if r:
+            r.stop()
+        if sink:
+            sink.stop()
         ca_proc.terminate()
         ca_proc.wait(20)
-    bl.table("SCEP proxy vs direct (req/s, latency in ms)",
-             ["operation", "clients", "direct/s", "proxy/s", "ratio",
-              "direct p50", "proxy p50", "added p50", "p99 direct/proxy",
-              "ok direct, proxy"], rows)
+    columns = ["operation", "clients", "direct/s", "proxy/s", "ratio",
+               "direct p50", "proxy p50", "added p50", "p99 direct/proxy",
+               "ok direct, proxy"]
+    bl.table("SCEP proxy vs direct (req/s, latency in ms)", columns, rows)
+    if a.instant_pkis > 0:
+        inst = instant_ca(d, ca_pem, a.instant_pkis, 4)
+        print()
+        bl.table("renewd's own cost: PKIOperation against an instant CA "
+                 "(bench-sink --scep), %d per run" % a.instant_pkis,
+                 columns, [inst])
     print()
     print("load after: %s" % bl.loadavg())
     subprocess.run(["rm", "-rf", d])

@@ -3,12 +3,15 @@
  * webhook endpoint in a benchmark: one thread, epoll, keep-alive and
  * pipelining, every request answered 202 with a short JSON body.
  *
- *   sink --listen 127.0.0.1:PORT [--dump FILE] [--status N]
+ *   sink --listen 127.0.0.1:PORT [--dump FILE] [--status N] [--scep DIR]
  *
  * Listens on the given address only (use 127.0.0.1). --dump appends each
  * request body, one per line, to FILE (the benchmarks read the profiles
- * renewd pushed from it). On SIGTERM/SIGINT it prints "requests N" on
- * stdout and exits 0.
+ * renewd pushed from it). --scep makes it an instant SCEP CA instead: it
+ * answers GetCACaps with DIR/caps.txt, GetCACert with DIR/ca.der and every
+ * PKIOperation with the CertRep DIR/certrep.der, so a benchmark can time
+ * the proxy without a real CA's tens of milliseconds of noise. On
+ * SIGTERM/SIGINT it prints "requests N" on stdout and exits 0.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -37,6 +40,41 @@ static volatile sig_atomic_t stop;
 static unsigned long long nreq;
 static FILE *dump;
 static int status = 202;
+
+/* --scep: the canned answers, by operation */
+typedef struct canned {
+	const char *op, *ctype;
+	char *body;
+	size_t len;
+} canned;
+static canned scep_answers[] = {
+	{"operation=GetCACaps", "text/plain", NULL, 0},
+	{"operation=GetCACert", "application/x-x509-ca-cert", NULL, 0},
+	{"operation=PKIOperation", "application/x-pki-message", NULL, 0},
+};
+static int scep_mode;
+
+static int
+load_file(const char *dir, const char *name, canned *c)
+{
+	char path[4096];
+	FILE *f;
+	long n;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if ((f = fopen(path, "rb")) == NULL || fseek(f, 0, SEEK_END) ||
+	    (n = ftell(f)) <= 0 || fseek(f, 0, SEEK_SET) ||
+	    (c->body = malloc((size_t)n)) == NULL ||
+	    fread(c->body, 1, (size_t)n, f) != (size_t)n) {
+		perror(path);
+		if (f)
+			fclose(f);
+		return -1;
+	}
+	c->len = (size_t)n;
+	fclose(f);
+	return 0;
+}
 
 static void
 on_signal(int sig)
@@ -135,6 +173,39 @@ serve(conn *c)
 		if (wants_close(c->buf + off, hlen))
 			close_after = 1;
 		nreq++;
+		if (scep_mode) {
+			/* one answer per request, the head and body in one
+			 * write, as a CA that answers at once would */
+			const char *eol = memchr(c->buf + off, '\n', hlen);
+			const canned *a = NULL;
+			size_t k, hn;
+			char *r;
+
+			for (k = 0; eol && k < 3; k++)
+				if (memmem(c->buf + off, (size_t)(eol -
+					   (c->buf + off)), scep_answers[k].op,
+					   strlen(scep_answers[k].op)))
+					a = &scep_answers[k];
+			if (a == NULL || (olen && write_all(c->fd, out, olen)))
+				return -1;
+			olen = 0;
+			hn = (size_t)snprintf(one, sizeof(one),
+					      "HTTP/1.1 200 OK\r\nContent-Type: "
+					      "%s\r\nContent-Length: %zu\r\n\r\n",
+					      a->ctype, a->len);
+			if ((r = malloc(hn + a->len)) == NULL)
+				return -1;
+			memcpy(r, one, hn);
+			memcpy(r + hn, a->body, a->len);
+			k = (size_t)write_all(c->fd, r, hn + a->len);
+			free(r);
+			if (k)
+				return -1;
+			off += hlen + (size_t)cl;
+			if (close_after)
+				break;
+			continue;
+		}
 		if (olen + (size_t)n1 > sizeof(out)) {
 			if (write_all(c->fd, out, olen))
 				return -1;
@@ -171,9 +242,16 @@ main(int argc, char **argv)
 			dump_path = argv[++i];
 		else if (strcmp(argv[i], "--status") == 0 && i + 1 < argc)
 			status = atoi(argv[++i]);
-		else {
+		else if (strcmp(argv[i], "--scep") == 0 && i + 1 < argc) {
+			const char *dir = argv[++i];
+			if (load_file(dir, "caps.txt", &scep_answers[0]) ||
+			    load_file(dir, "ca.der", &scep_answers[1]) ||
+			    load_file(dir, "certrep.der", &scep_answers[2]))
+				return 1;
+			scep_mode = 1;
+		} else {
 			fprintf(stderr, "usage: sink --listen 127.0.0.1:PORT "
-				"[--dump FILE] [--status N]\n");
+				"[--dump FILE] [--status N] [--scep DIR]\n");
 			return 2;
 		}
 	}
