@@ -36,6 +36,7 @@ typedef struct rn_daemon {
 	rn_conf *conf;
 	store *store;
 	net_http *http;
+	net_http *push_http; /* the scheduler's pushes, on a thread */
 	sched *sched;
 	ctl_server *ctl;
 	ca_health *cah;
@@ -167,6 +168,8 @@ on_sched_done(void *arg)
 		net_http_free(d->http);
 		d->http = NULL;
 	}
+	net_http_free(d->push_http);
+	d->push_http = NULL;
 	uv_close((uv_handle_t *)&d->sig_term, NULL);
 	uv_close((uv_handle_t *)&d->sig_int, NULL);
 	uv_close((uv_handle_t *)&d->sig_hup, NULL);
@@ -361,9 +364,16 @@ main(int argc, char **argv)
 	metrics_gauge_set("renewd_start_time_seconds", (double)rn_now(), NULL);
 	/* Not fatal: sdn_init logs why, and renewd runs without notifying. */
 	sdn_init(&d.loop, &d.sdn);
+	/*
+	 * Pushes go through a client on a thread of its own: libcurl and the
+	 * socket calls of a push wave stay off the loop, which keeps the
+	 * store, the proxy and the API. Everything else uses the loop's.
+	 */
 	rc = net_http_new(&d.loop, &d.http);
 	if (rc == RN_OK)
-		rc = sched_new(&d.loop, d.store, d.conf, d.http, d.once,
+		rc = net_http_new_threaded(&d.loop, &d.push_http);
+	if (rc == RN_OK)
+		rc = sched_new(&d.loop, d.store, d.conf, d.push_http, d.once,
 			       &d.sched);
 	if (rc) {
 		log_errorx("cannot start: %s", rn_strerror(rc));
@@ -450,6 +460,7 @@ main(int argc, char **argv)
 fail_loop:
 	if (d.http)
 		net_http_free(d.http);
+	net_http_free(d.push_http);
 	sdn_close(d.sdn);
 	uv_run(&d.loop, UV_RUN_DEFAULT);
 	uv_loop_close(&d.loop);

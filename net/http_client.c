@@ -18,6 +18,7 @@
  */
 #define _GNU_SOURCE
 #include "net/net.h"
+#include "net/http_mt.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,7 @@ struct net_http {
 	unsigned handles;   /* uv handles not yet closed: timer + polls */
 	int in_dispatch;    /* inside http_check_done */
 	int freeing;	    /* net_http_free was called */
+	net_http_mt *mt;    /* threaded: every call goes there (no multi) */
 };
 
 struct http_sock {
@@ -444,8 +446,6 @@ http_xfer_setup(http_xfer *x, const net_http_req *req)
 					  : HTTP_DEFAULT_TIMEOUT_MS;
 	CURL *e = x->easy;
 
-	if (!http_method_ok(method))
-		return RN_EINVAL;
 	rn_buf_init(&x->resp, cap);
 	if (req->body_len) {
 		x->body = malloc(req->body_len);
@@ -618,8 +618,11 @@ net_http_request(net_http *h, const net_http_req *req, net_http_cb cb,
 		 void *arg)
 {
 	if (h == NULL || req == NULL || req->url == NULL || cb == NULL ||
-	    (req->body == NULL && req->body_len))
+	    (req->body == NULL && req->body_len) ||
+	    !http_method_ok(req->method ? req->method : "GET"))
 		return RN_EINVAL;
+	if (h->mt)
+		return http_mt_request(h->mt, req, cb, arg);
 	return xfer_start(h, http_setup_any, req, cb, arg);
 }
 
@@ -629,7 +632,7 @@ net_smtp_send(net_http *h, const net_smtp_req *req, net_http_cb cb,
 {
 	if (h == NULL || req == NULL || req->url == NULL || req->from ==
 	    NULL || req->rcpt == NULL || req->rcpt[0] == NULL || cb == NULL ||
-	    (req->message == NULL && req->message_len))
+	    (req->message == NULL && req->message_len) || h->mt)
 		return RN_EINVAL;
 	return xfer_start(h, smtp_setup_any, req, cb, arg);
 }
@@ -637,7 +640,30 @@ net_smtp_send(net_http *h, const net_smtp_req *req, net_http_cb cb,
 size_t
 net_http_active(const net_http *h)
 {
+	if (h && h->mt)
+		return http_mt_active(h->mt);
 	return h ? h->active : 0;
+}
+
+int
+net_http_new_threaded(uv_loop_t *loop, net_http **out)
+{
+	net_http *h;
+	int rc;
+
+	if (loop == NULL || out == NULL)
+		return RN_EINVAL;
+	*out = NULL;
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		return RN_ENOMEM;
+	h->loop = loop;
+	rc = http_mt_new(loop, &h->mt);
+	if (rc) {
+		free(h);
+		return rc;
+	}
+	*out = h;
+	return RN_OK;
 }
 
 /*
@@ -663,6 +689,11 @@ net_http_free(net_http *h)
 {
 	if (h == NULL || h->freeing)
 		return;
+	if (h->mt) {
+		http_mt_free(h->mt);
+		free(h);
+		return;
+	}
 	h->freeing = 1;
 	if (h->in_dispatch == 0)
 		http_shutdown(h);

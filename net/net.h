@@ -51,6 +51,15 @@ typedef struct net_http_resp {
 typedef void (*net_http_cb)(void *arg, const net_http_resp *resp);
 
 int net_http_new(uv_loop_t *loop, net_http **out);
+/*
+ * The same client on a thread of its own (http_thread.c), for the bulk of
+ * pushes: libcurl and the sockets' system calls leave the caller's loop,
+ * which only copies each request over and runs each callback (on the
+ * loop, as for net_http_new). HTTP only: net_smtp_send says RN_EINVAL.
+ * net_http_free joins the thread; the callbacks it cancels run before it
+ * returns.
+ */
+int net_http_new_threaded(uv_loop_t *loop, net_http **out);
 int net_http_request(net_http *h, const net_http_req *req, net_http_cb cb,
 		     void *arg);
 /*

@@ -1,6 +1,6 @@
 /*
- * net: the HTTP client against a tiny HTTP/1.1 server on 127.0.0.1 on the
- * same loop, and child processes with real programs (sh, cat, sleep).
+ * net: the HTTP client (inline and threaded) against a tiny HTTP/1.1
+ * server on 127.0.0.1 on the test's loop, and child processes with real programs (sh, cat, sleep).
  * Every test ends with uv_loop_close() == 0.
  */
 #define _GNU_SOURCE
@@ -21,6 +21,26 @@
 #include "tests/unit/support/testhttp.h"
 
 /* ---- HTTP client ------------------------------------------------------ */
+
+/*
+ * Every HTTP test runs twice: on the loop's own client and on the
+ * threaded one (net_http_new_threaded), which must behave the same.
+ */
+static int g_threaded;
+
+static int
+client_new(uv_loop_t *loop, net_http **h)
+{
+	return g_threaded ? net_http_new_threaded(loop, h)
+			  : net_http_new(loop, h);
+}
+
+static int
+use_threaded(void **state)
+{
+	g_threaded = 1;
+	return 0;
+}
 
 typedef struct got {
 	int n;
@@ -83,7 +103,7 @@ test_http_post_roundtrip(void **state)
 	s.ctype = "application/json";
 	s.body = "{\"ok\":true}";
 	s.body_len = strlen(s.body);
-	assert_int_equal(net_http_new(&loop, &h), 0);
+	assert_int_equal(client_new(&loop, &h), 0);
 	url = th_url_for(&s, "/enroll?x=1");
 
 	/* the body must be copied: clobber and free ours right away */
@@ -141,7 +161,7 @@ test_http_basic_auth(void **state)
 
 	uv_loop_init(&loop);
 	th_srv_start(&loop, &s);
-	assert_int_equal(net_http_new(&loop, &h), 0);
+	assert_int_equal(client_new(&loop, &h), 0);
 	url = th_url_for(&s, "/devices");
 	memset(&req, 0, sizeof(req));
 	req.method = "GET";
@@ -186,7 +206,7 @@ test_http_status_is_not_error(void **state)
 	s.status = 500;
 	s.body = "boom";
 	s.body_len = 4;
-	assert_int_equal(net_http_new(&loop, &h), 0);
+	assert_int_equal(client_new(&loop, &h), 0);
 	url = th_url_for(&s, "/x");
 	memset(&req, 0, sizeof(req));
 	req.url = url;
@@ -228,7 +248,7 @@ test_http_connection_reuse(void **state)
 
 	uv_loop_init(&loop);
 	th_srv_start(&loop, &s);
-	assert_int_equal(net_http_new(&loop, &h), 0);
+	assert_int_equal(client_new(&loop, &h), 0);
 	url = th_url_for(&s, "/one");
 	memset(&req, 0, sizeof(req));
 	req.url = url;
@@ -270,7 +290,7 @@ test_http_concurrent(void **state)
 	memset(g, 0, sizeof(g));
 	uv_loop_init(&loop);
 	th_srv_start(&loop, &s);
-	assert_int_equal(net_http_new(&loop, &h), 0);
+	assert_int_equal(client_new(&loop, &h), 0);
 	url = th_url_for(&s, "/many");
 	memset(&req, 0, sizeof(req));
 	req.url = url;
@@ -312,7 +332,7 @@ test_http_timeout(void **state)
 	uv_loop_init(&loop);
 	th_srv_start(&loop, &s);
 	s.respond = 0;
-	assert_int_equal(net_http_new(&loop, &h), 0);
+	assert_int_equal(client_new(&loop, &h), 0);
 	url = th_url_for(&s, "/slow");
 	memset(&req, 0, sizeof(req));
 	req.url = url;
@@ -351,7 +371,7 @@ test_http_refused(void **state)
 	/* a port that was just ours and is now closed */
 	port = th_closed_port(&loop);
 
-	assert_int_equal(net_http_new(&loop, &h), 0);
+	assert_int_equal(client_new(&loop, &h), 0);
 	url = rn_asprintf("http://127.0.0.1:%d/", port);
 	memset(&req, 0, sizeof(req));
 	req.url = url;
@@ -378,7 +398,7 @@ test_http_other_scheme(void **state)
 	got g = {0};
 
 	uv_loop_init(&loop);
-	assert_int_equal(net_http_new(&loop, &h), 0);
+	assert_int_equal(client_new(&loop, &h), 0);
 	memset(&req, 0, sizeof(req));
 	req.url = "file:///etc/passwd";
 	assert_int_equal(net_http_request(h, &req, got_cb, &g), 0);
@@ -425,7 +445,7 @@ test_http_response_cap(void **state)
 	uv_loop_init(&loop);
 	th_srv_start(&loop, &s);
 	s.body = body;
-	assert_int_equal(net_http_new(&loop, &h), 0);
+	assert_int_equal(client_new(&loop, &h), 0);
 	url = th_url_for(&s, "/big");
 	memset(&req, 0, sizeof(req));
 	req.url = url;
@@ -474,7 +494,7 @@ test_http_free_in_flight(void **state)
 	uv_loop_init(&loop);
 	th_srv_start(&loop, &s);
 	s.respond = 0;
-	assert_int_equal(net_http_new(&loop, &h), 0);
+	assert_int_equal(client_new(&loop, &h), 0);
 	url = th_url_for(&s, "/hang");
 	memset(&req, 0, sizeof(req));
 	req.url = url;
@@ -513,7 +533,7 @@ test_http_free_from_callback(void **state)
 	th_srv_start(&loop, &s);
 	th_srv_start(&loop, &hang);
 	hang.respond = 0;
-	assert_int_equal(net_http_new(&loop, &h), 0);
+	assert_int_equal(client_new(&loop, &h), 0);
 	url1 = th_url_for(&s, "/fast");
 	url2 = th_url_for(&hang, "/hang");
 	memset(&req, 0, sizeof(req));
@@ -840,7 +860,7 @@ test_proc_kill_all(void **state)
 int
 main(void)
 {
-	const struct CMUnitTest tests[] = {
+	const struct CMUnitTest http[] = {
 		cmocka_unit_test(test_http_post_roundtrip),
 		cmocka_unit_test(test_http_basic_auth),
 		cmocka_unit_test(test_http_status_is_not_error),
@@ -852,6 +872,8 @@ main(void)
 		cmocka_unit_test(test_http_response_cap),
 		cmocka_unit_test(test_http_free_in_flight),
 		cmocka_unit_test(test_http_free_from_callback),
+	};
+	const struct CMUnitTest proc[] = {
 		cmocka_unit_test(test_proc_stdin_and_output),
 		cmocka_unit_test(test_proc_env),
 		cmocka_unit_test(test_proc_timeout_term),
@@ -868,5 +890,10 @@ main(void)
 	/* talk to 127.0.0.1 directly whatever proxy the environment names */
 	setenv("no_proxy", "127.0.0.1", 1);
 	setenv("NO_PROXY", "127.0.0.1", 1);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	int failed = cmocka_run_group_tests_name("http", http, NULL, NULL);
+
+	failed += cmocka_run_group_tests_name("http threaded", http,
+					      use_threaded, NULL);
+	failed += cmocka_run_group_tests_name("proc", proc, NULL, NULL);
+	return failed;
 }
