@@ -1703,6 +1703,13 @@ store_certs_rearm(store *s, int64_t after, int limit, store_renew_at_cb cb,
  * without a file (":memory:") or a failed open scans on the main
  * connection, as does a scan called inside the caller's transaction (the
  * second connection would wait for its lock).
+ *
+ * temp_store = MEMORY keeps the statement journal of the job insert in
+ * memory: the insert can fail a CHECK after changing rows, so SQLite
+ * journals every page it changes, and past 64 KiB (each batch) it wrote
+ * the journal to a new file in /var/tmp, created and unlinked per batch:
+ * 2,334 of the scan's 7,594 pwrites for 10,000 jobs. The journal lives
+ * only for the statement, a few hundred pages of a 1,000-row batch.
  */
 static int
 scan_conn(store *s)
@@ -1726,6 +1733,7 @@ scan_conn(store *s)
 		sqlite3_extended_result_codes(s->scan_db, 0);
 		rc = sqlite3_exec(s->scan_db,
 				  "PRAGMA synchronous = NORMAL;"
+				  "PRAGMA temp_store = MEMORY;"
 				  "PRAGMA foreign_keys = OFF",
 				  NULL, NULL, NULL);
 	}
