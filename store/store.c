@@ -55,10 +55,13 @@ enum {
 #define CKPT_WAKE_FRAMES 1000
 #define CKPT_INLINE_FRAMES 8192
 /* How long the thread lets commits settle before it checkpoints the frames
- * fewer than CKPT_WAKE_FRAMES left behind, and retries a checkpoint that
- * did not reach the WAL's end; doubled while a retry makes no progress (a
- * reader holds the frames, the disk is full), up to CKPT_RETRY_MAX_MS. */
+ * fewer than CKPT_WAKE_FRAMES left behind (once the WAL holds at least
+ * CKPT_SETTLE_FRAMES: fewer are not worth a checkpoint's two fsyncs), and
+ * retries a checkpoint that did not reach the WAL's end; doubled while a
+ * retry makes no progress (a reader holds the frames, the disk is full),
+ * up to CKPT_RETRY_MAX_MS. */
 #define CKPT_SETTLE_MS 50
+#define CKPT_SETTLE_FRAMES 256
 #define CKPT_RETRY_MAX_MS 2000
 
 struct store {
@@ -958,8 +961,9 @@ store_open(const char *path, int readonly, store **out, char **errmsg)
  * batch on a busy disk). With store_checkpoint_start the commit only wakes
  * a thread that checkpoints (PASSIVE: it never blocks the writer) on a
  * connection of its own: at once every CKPT_WAKE_FRAMES new frames, and
- * CKPT_SETTLE_MS after the first commit that finds it idle, so the frames
- * of the last commits before a pause are backfilled too. SQLite restarts
+ * CKPT_SETTLE_MS after the first commit that finds it idle with at least
+ * CKPT_SETTLE_FRAMES in the WAL, so the frames of the last commits before
+ * a pause are backfilled too. SQLite restarts
  * the WAL from its start only when a write begins with every frame
  * backfilled; a WAL the thread keeps backfilled stays short, and the
  * commit that lets the WAL reach CKPT_INLINE_FRAMES (the thread cannot
@@ -987,7 +991,7 @@ on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
 	s->ckpt_gen++;
 	if (wake)
 		s->ckpt_want = 1;
-	if (wake || s->ckpt_idle) {
+	if (wake || (s->ckpt_idle && frames >= CKPT_SETTLE_FRAMES)) {
 		s->ckpt_idle = 0;
 		pthread_cond_signal(&s->ckpt_cv);
 	}

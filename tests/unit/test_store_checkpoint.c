@@ -124,10 +124,11 @@ upsert_hosts(store *s, int from, int n)
 
 /*
  * The frames of the commits since the thread's last wake are backfilled
- * once the writes pause, without another commit: a few commits that never
- * reach CKPT_WAKE_FRAMES, and the tail of 2,500 that woke it twice. Then
- * the next write restarts the WAL from its start, so a scan after a pause
- * starts with a short WAL and no inline checkpoint.
+ * once the writes pause, without another commit: commits that write more
+ * than CKPT_SETTLE_FRAMES (256) but never reach CKPT_WAKE_FRAMES (1,000),
+ * and the tail of 2,500 that woke it twice. Then the next write restarts
+ * the WAL from its start, so a scan after a pause starts with a short WAL
+ * and no inline checkpoint.
  */
 static void
 test_thread_catches_up_when_writes_stop(void **state)
@@ -141,9 +142,11 @@ test_thread_catches_up_when_writes_stop(void **state)
 	assert_int_equal(store_open(f->path, 0, &s, &err), RN_OK);
 	assert_int_equal(store_checkpoint_start(s, f->path), RN_OK);
 
-	/* ...when 100 commits write far fewer than 1,000 frames and stop... */
-	upsert_hosts(s, 0, 100);
+	/* ...when 200 commits write fewer than 1,000 frames and stop... */
+	upsert_hosts(s, 0, 200);
 	wal_state(f, &mx, &bf);
+	/* (about 460 frames; fewer if the thread caught up meanwhile and
+	 * the WAL restarted, never the 1,000 that wake it) */
 	assert_true(mx > 0 && mx < 1000);
 
 	/* ...then the thread backfills all of them on its own... */
@@ -151,15 +154,15 @@ test_thread_catches_up_when_writes_stop(void **state)
 	assert_true(mx > 0);
 
 	/* ...and the next commit starts the WAL over. */
-	upsert_hosts(s, 100, 1);
+	upsert_hosts(s, 200, 1);
 	wal_state(f, &mx, &bf);
 	assert_true(mx < 20);
 
 	/* When 2,500 commits wake it twice and stop, it catches up too. */
-	upsert_hosts(s, 101, 2500);
+	upsert_hosts(s, 201, 2500);
 	wait_backfilled(f, &mx);
 	assert_true(mx > 0);
-	upsert_hosts(s, 2601, 1);
+	upsert_hosts(s, 2701, 1);
 	wal_state(f, &mx, &bf);
 	assert_true(mx < 20);
 	store_close(s);
