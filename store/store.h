@@ -103,9 +103,10 @@ void store_close(store *s);
 /*
  * For the daemon: WAL checkpoints on a thread of their own, with a second
  * connection to `path`, instead of inside the commit that crosses 1000 WAL
- * frames on the caller's (loop) thread. A commit still checkpoints inline
- * when the WAL reaches 8192 frames, so it stays bounded. Read-write
- * stores only; at most once per store.
+ * frames on the caller's (loop) thread. The thread catches up once writes
+ * pause (within about 50 ms), so the next write restarts the WAL. A
+ * commit still checkpoints inline when the WAL reaches 8192 frames, so it
+ * stays bounded. Read-write stores only; at most once per store.
  */
 int store_checkpoint_start(store *s, const char *path);
 /* Last SQLite error text of this connection. */

@@ -192,8 +192,10 @@ class DevsimKeyPool(harness.RenewdTestCase):
         with open(os.path.join(f.dir, "scepserver.log"),
                   errors="replace") as fh:
             slog = [ln for ln in fh if "failed to sign CSR" in ln]
+        # ("could not convert %s to serial number", the serial it read
+        # empty or not)
         for ln in slog:
-            self.assertIn("could not convert to serial number", ln)
+            self.assertRegex(ln, r"could not convert \S* ?to serial number")
 
         # devsim stops cleanly; the pool is left as it was.
         sim.send_signal(signal.SIGTERM)
