@@ -15,7 +15,9 @@
  *       built before the clock starts.
  *
  * Prints one JSON line: count, ok (HTTP 200, and for pki a CertRep whose
- * pkiStatus is SUCCESS), seconds, per_s, p50_ms, p90_ms, p99_ms, max_ms.
+ * pkiStatus is SUCCESS), seconds, per_s, p50_ms, p90_ms, p99_ms, max_ms;
+ * with SCEPLOAD_EACH set in the environment also each_ms, the latency of
+ * request i at index i (for paired comparisons of interleaved URLs).
  * Only for 127.0.0.1 targets; stops after COUNT requests.
  */
 #define _GNU_SOURCE
@@ -51,7 +53,7 @@ typedef struct slot {
 static char **urls;
 static int nurls;
 static body *bodies;
-static double *lat;
+static double *lat, *lat_each; /* in finishing order; by request */
 static int nid_msgtype, nid_pkistatus, nid_txid, nid_snonce;
 
 static double
@@ -293,6 +295,7 @@ main(int argc, char **argv)
 	if (conc > count)
 		conc = count;
 	lat = calloc((size_t)count, sizeof(*lat));
+	lat_each = calloc((size_t)count, sizeof(*lat_each));
 	if (pki) {
 		FILE *f = fopen(argv[3], "r");
 		X509 *ca, *signer;
@@ -387,6 +390,7 @@ main(int argc, char **argv)
 					s = &slots[i];
 			curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &code);
 			lat[finished++] = now_ms() - s->t0;
+			lat_each[s->idx] = lat[finished - 1];
 			if (msg->data.result == CURLE_OK && code == 200 &&
 			    (!pki || certrep_status(s->resp, s->rlen) == 0))
 				ok++;
@@ -406,10 +410,17 @@ main(int argc, char **argv)
 	qsort(lat, (size_t)count, sizeof(*lat), cmp_d);
 	printf("{\"count\": %d, \"ok\": %d, \"seconds\": %.4f, "
 	       "\"per_s\": %.1f, \"p50_ms\": %.3f, \"p90_ms\": %.3f, "
-	       "\"p99_ms\": %.3f, \"max_ms\": %.3f}\n",
+	       "\"p99_ms\": %.3f, \"max_ms\": %.3f",
 	       count, ok, (t1 - t0) / 1e3, count / ((t1 - t0) / 1e3),
 	       pctl(lat, count, 50), pctl(lat, count, 90),
 	       pctl(lat, count, 99), lat[count - 1]);
+	if (getenv("SCEPLOAD_EACH")) {
+		printf(", \"each_ms\": [");
+		for (i = 0; i < count; i++)
+			printf("%s%.3f", i ? ", " : "", lat_each[i]);
+		printf("]");
+	}
+	printf("}\n");
 	return 0;
 usage:
 	fprintf(stderr, "usage: scepload get URLFILE OPERATION COUNT C\n"
