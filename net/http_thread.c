@@ -155,6 +155,19 @@ worker_answered(void *arg, const net_http_resp *r)
 	j->resp.error = j->error;
 }
 
+/* An answer of our own: the request never reached the server. */
+static void
+job_fail(http_job *j, int rc, const char *why)
+{
+	net_http_resp r;
+
+	memset(&r, 0, sizeof(r));
+	r.rc = rc;
+	r.body = "";
+	r.error = why;
+	worker_answered(j, &r);
+}
+
 static void
 answer(net_http_mt *m, http_job *j)
 {
@@ -199,25 +212,16 @@ worker_wake(uv_async_t *a)
 		list = j->next;
 		j->next = NULL;
 		if (stop || (c = malloc(sizeof(*c))) == NULL) {
-			net_http_resp r;
-			memset(&r, 0, sizeof(r));
-			r.rc = stop ? RN_ECANCELED : RN_ENOMEM;
-			r.body = "";
-			r.error = stop ? "cancelled" : "out of memory";
-			worker_answered(j, &r);
+			job_fail(j, stop ? RN_ECANCELED : RN_ENOMEM,
+				 stop ? "cancelled" : "out of memory");
 			answer(m, j);
 			continue;
 		}
 		c->m = m;
 		c->j = j;
 		if (net_http_request(m->inner, &j->req, worker_done, c) != 0) {
-			net_http_resp r;
 			free(c);
-			memset(&r, 0, sizeof(r));
-			r.rc = RN_EIO;
-			r.body = "";
-			r.error = "cannot start the request";
-			worker_answered(j, &r);
+			job_fail(j, RN_EIO, "cannot start the request");
 			answer(m, j);
 		}
 	}
@@ -372,16 +376,10 @@ mt_shutdown(net_http_mt *m)
 	uv_loop_close(&m->wloop);
 	/* what the worker never took: cancelled here */
 	while ((j = m->todo) != NULL) {
-		net_http_resp r;
 		m->todo = j->next;
-		memset(&r, 0, sizeof(r));
-		r.rc = RN_ECANCELED;
-		r.body = "";
-		r.error = "cancelled";
-		worker_answered(j, &r);
 		j->next = NULL;
-		*m->answered_tail = j;
-		m->answered_tail = &j->next;
+		job_fail(j, RN_ECANCELED, "cancelled");
+		answer(m, j);
 	}
 	m->joined = 1;
 	mt_dispatch(m);

@@ -141,6 +141,16 @@ def mint(d, ca_url, ntok):
     return r, sink, urls
 
 
+def stop_all(r, sink, ca):
+    """Stop renewd and the sink (either may not have started) and the CA."""
+    if r:
+        r.stop()
+    if sink:
+        sink.stop()
+    ca.terminate()
+    ca.wait(20)
+
+
 def row(op, c, res):
     """One table row from the runs of both ways."""
     dr = sum(x["count"] for x in res["direct"]) / sum(
@@ -231,12 +241,7 @@ def instant_ca(d, ca_pem, n, runs):
         res = pki_runs(d, ca_url, ca_pem, urls[8:], n, 1, "instant CA",
                        ["direct", "proxy", "proxy", "direct"] * (runs // 2))
     finally:
-        if r:
-            r.stop()
-        if sink:
-            sink.stop()
-        ca.terminate()
-        ca.wait(20)
+        stop_all(r, sink, ca)
     return row("PKIOperation", 1, res)
 
 
@@ -287,12 +292,7 @@ def main():
                     rows.append(interleaved(d, ca_url, ca_pem, pki_urls,
                                             a.pkis))
     finally:
-        if r:
-            r.stop()
-        if sink:
-            sink.stop()
-        ca_proc.terminate()
-        ca_proc.wait(20)
+        stop_all(r, sink, ca_proc)
     columns = ["operation", "clients", "direct/s", "proxy/s", "ratio",
                "direct p50", "proxy p50", "added p50", "p99 direct/proxy",
                "ok direct, proxy"]
