@@ -28,6 +28,7 @@ typedef struct http_job http_job;
 
 struct http_job {
 	http_job *next;
+	net_http_mt *m;
 	net_http_cb cb;
 	void *arg;
 	/* the request, every pointer into this job's own copies */
@@ -88,7 +89,7 @@ dup_or_null(const char *s, int *bad)
 
 /* A job holding its own copy of req; NULL when out of memory. */
 static http_job *
-job_new(const net_http_req *req, net_http_cb cb, void *arg)
+job_new(net_http_mt *m, const net_http_req *req, net_http_cb cb, void *arg)
 {
 	http_job *j = calloc(1, sizeof(*j));
 	size_t n = 0, i;
@@ -96,6 +97,7 @@ job_new(const net_http_req *req, net_http_cb cb, void *arg)
 
 	if (j == NULL)
 		return NULL;
+	j->m = m;
 	j->cb = cb;
 	j->arg = arg;
 	j->req = *req;
@@ -178,19 +180,13 @@ answer(net_http_mt *m, http_job *j)
 	uv_async_send(&m->done);
 }
 
-typedef struct worker_call {
-	net_http_mt *m;
-	http_job *j;
-} worker_call;
-
 static void
 worker_done(void *arg, const net_http_resp *r)
 {
-	worker_call *c = arg;
+	http_job *j = arg;
 
-	worker_answered(c->j, r);
-	answer(c->m, c->j);
-	free(c);
+	worker_answered(j, r);
+	answer(j->m, j);
 }
 
 /* Start what the loop thread queued; on stop, cancel and wind down. */
@@ -208,19 +204,13 @@ worker_wake(uv_async_t *a)
 	stop = m->stop;
 	uv_mutex_unlock(&m->mu);
 	while ((j = list) != NULL) {
-		worker_call *c;
 		list = j->next;
 		j->next = NULL;
-		if (stop || (c = malloc(sizeof(*c))) == NULL) {
-			job_fail(j, stop ? RN_ECANCELED : RN_ENOMEM,
-				 stop ? "cancelled" : "out of memory");
+		if (stop) {
+			job_fail(j, RN_ECANCELED, "cancelled");
 			answer(m, j);
-			continue;
-		}
-		c->m = m;
-		c->j = j;
-		if (net_http_request(m->inner, &j->req, worker_done, c) != 0) {
-			free(c);
+		} else if (net_http_request(m->inner, &j->req, worker_done,
+					    j) != 0) {
 			job_fail(j, RN_EIO, "cannot start the request");
 			answer(m, j);
 		}
@@ -345,7 +335,7 @@ http_mt_request(net_http_mt *m, const net_http_req *req, net_http_cb cb,
 	if (m == NULL || req == NULL || req->url == NULL || cb == NULL ||
 	    m->freeing || (req->body == NULL && req->body_len))
 		return RN_EINVAL;
-	if ((j = job_new(req, cb, arg)) == NULL)
+	if ((j = job_new(m, req, cb, arg)) == NULL)
 		return RN_ENOMEM;
 	uv_mutex_lock(&m->mu);
 	*m->todo_tail = j;
