@@ -279,14 +279,14 @@ on_upstream(void *arg, const net_http_resp *r)
 	ca_health_answered(env->cah, c->ca);
 	if (r->status >= 500)
 		get_cache_drop(c->srv, c->ca);
-	if (c->pki && r->status != 200) {
+	if (c->pki && r->status == 200) {
+		refused = certrep_record(env, c, r->body, r->body_len, detail,
+					 sizeof(detail));
+	} else if (c->pki) {
 		snprintf(detail, sizeof(detail), "CA answered http %ld",
 			 r->status);
 		job_note(env, c->job_id, "scep_upstream_error", detail);
 	}
-	if (c->pki && r->status == 200)
-		refused = certrep_record(env, c, r->body, r->body_len, detail,
-					 sizeof(detail));
 	/* net_httpd answers 500 for a status it cannot send */
 	proxy_count(c->op, r->status >= 100 && r->status <= 599 ? r->status
 								 : 500);
