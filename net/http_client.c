@@ -15,6 +15,10 @@
  * net_http struct is freed in the close callback of its last handle once
  * net_http_free has run. net_http_free may be called from inside a
  * response callback: it is then deferred until the callback returns.
+ *
+ * A threaded net_http (net_http_new_threaded) has no multi handle of its
+ * own: its calls go to http_thread.c, which runs an inline one on a
+ * worker thread.
  */
 #define _GNU_SOURCE
 #include "net/net.h"
