@@ -27,6 +27,7 @@ class StubCA:
     def __init__(self, port):
         self.requests = []
         self.delay = 0
+        self.hold = None  # an Event: answer only once it is set
         stub = self
 
         class H(http.server.BaseHTTPRequestHandler):
@@ -35,6 +36,8 @@ class StubCA:
                                       self.headers.get("Content-Type")))
                 if stub.delay:
                     time.sleep(stub.delay)
+                if stub.hold:
+                    stub.hold.wait(10)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-pki-message")
                 self.send_header("Content-Length", str(len(ANSWER)))
@@ -146,7 +149,7 @@ class Forwarding(harness.RenewdTestCase):
 
     def test_a_token_goes_upstream_once_at_a_time(self):
         # Given an enrollment the CA is still working on...
-        self.ca.delay = 0.6
+        self.ca.hold = threading.Event()
         url = self.url + "?operation=PKIOperation"
         first = {}
         t = threading.Thread(target=lambda: first.update(
@@ -158,6 +161,7 @@ class Forwarding(harness.RenewdTestCase):
         status, body, _ = request(url, b"two", "application/x-pki-message")
         self.assertEqual((status, body), (400, b"token in use by another "
                                                b"enrollment"))
+        self.ca.hold.set()
         t.join(10)
         self.assertEqual(first["r"][:2], (200, ANSWER))
         # Then the token is spent, and the CA saw the first one only.
