@@ -27,7 +27,7 @@ enum {
 	ST_EVENTS, ST_TOKEN_INSERT, ST_JOB_COUNTS, ST_CERT_COUNTS,
 	ST_JOB_VERIFY, ST_CERT_SET_RENEW_AT, ST_REARM_SELECT, ST_JOBS_LIST,
 	ST_JOBS_LIST_STATE, ST_SCHED_INSERT, ST_SCHED_DROP_CURRENT,
-	ST_SCHED_SET, ST_TOKEN_GET, ST_TOKEN_CONSUME,
+	ST_SCHED_SET, ST_TOKEN_CONSUME,
 	ST_HP_HAS, ST_JOB_OPEN_ROW, ST_PROXY_AUTH, ST_NOTIF_ADD, ST_HOST_ENROLL, ST_HOST_STATE,
 	ST_MDM_EVENT, ST_JOB_BY_CMD, ST_HOST_OPEN_JOBS, ST_JOB_ACK,
 	ST_UNMATCHED_ADD, ST_UNMATCHED_ALL, ST_UNMATCHED_HOST,
@@ -198,9 +198,6 @@ static const char *const sql_text[ST__COUNT] = {
 	[ST_SCHED_SET] = "UPDATE renewal_schedule SET renew_at = ?2 "
 			 "WHERE renew_at = ?3 AND cert_id = ?1",
 	[ST_NEXT_DUE] = "SELECT MIN(renew_at) FROM renewal_schedule",
-	[ST_TOKEN_GET] = "SELECT host_uuid, profile_uuid, ca_name, job_id, "
-			 "expires_at, consumed_at FROM scep_tokens WHERE "
-			 "token_hash = ?1",
 	[ST_NOTIF_FANOUT] = "SELECT id, event, key, payload, notifier, "
 			    "attempts, created_at FROM notifications WHERE "
 			    "notifier IS NULL AND state = 'pending' "
@@ -2740,26 +2737,11 @@ copy_col(sqlite3_stmt *st, int i, char *dst, size_t len)
 int
 store_token_get(store *s, const char *token_hash, store_token *out)
 {
-	sqlite3_stmt *st = stmt(s, ST_TOKEN_GET);
-	int rc;
+	store_proxy_auth a;
+	int rc = store_proxy_auth_get(s, token_hash, &a);
 
-	memset(out, 0, sizeof(*out));
-	if (st == NULL)
-		return RN_ESTORE;
-	bind_text(st, 1, token_hash);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		copy_col(st, 0, out->host_uuid, sizeof(out->host_uuid));
-		copy_col(st, 1, out->profile_uuid, sizeof(out->profile_uuid));
-		copy_col(st, 2, out->ca_name, sizeof(out->ca_name));
-		out->job_id = sqlite3_column_int64(st, 3);
-		out->expires_at = sqlite3_column_int64(st, 4);
-		out->consumed_at = sqlite3_column_int64(st, 5);
-	}
-	sqlite3_reset(st);
-	if (rc == SQLITE_ROW)
-		return RN_OK;
-	return rc == SQLITE_DONE ? RN_ENOTFOUND : sqerr(s, rc);
+	*out = a.tok;
+	return rc;
 }
 
 int

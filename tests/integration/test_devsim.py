@@ -24,6 +24,25 @@ def devsim_bin():
 
 class Devsim(harness.RenewdTestCase):
 
+    def devsim_fleet(self):
+        """scepserver as the CA and renewd with the nanomdm driver pointed
+        at the devsim to come, with a signed webhook: (fleet, devsim's
+        port, the API key file, the webhook HMAC key file)."""
+        f = self.fleet(webhook_hmac_key="hook-KEY-1")
+        proc, _ = start_scepserver(f.dir, f.ca_port, f.challenge)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.terminate)
+        port = harness.free_port()
+        key_file = f.write_file("nano_key", "nano-KEY-devsim\n")
+        f.mdm = ("  driver: nanomdm\n"
+                 "  url: %s\n"
+                 "  api_key_file: %s\n"
+                 "  timeout: 10s\n" % (
+                     json.dumps("http://127.0.0.1:%d" % port),
+                     json.dumps(key_file)))
+        f.write_config()
+        return f, port, key_file, os.path.join(f.dir, "webhook_hmac_key")
+
     def start_devsim(self, f, port, key_file, hmac_file=None, n=3,
                      concurrency=2, extra=(), log_name="devsim.log"):
         log = open(os.path.join(f.dir, log_name), "wb")
@@ -53,20 +72,7 @@ class Devsim(harness.RenewdTestCase):
     def test_three_devices_enroll_and_verify(self):
         # Given scepserver as the CA, renewd with the nanomdm driver
         # pointed at devsim, and a signed webhook.
-        f = self.fleet(webhook_hmac_key="hook-KEY-1")
-        proc, _ = start_scepserver(f.dir, f.ca_port, f.challenge)
-        self.addCleanup(proc.wait)
-        self.addCleanup(proc.terminate)
-        port = harness.free_port()
-        key_file = f.write_file("nano_key", "nano-KEY-devsim\n")
-        hmac_file = os.path.join(f.dir, "webhook_hmac_key")
-        f.mdm = ("  driver: nanomdm\n"
-                 "  url: %s\n"
-                 "  api_key_file: %s\n"
-                 "  timeout: 10s\n" % (
-                     json.dumps("http://127.0.0.1:%d" % port),
-                     json.dumps(key_file)))
-        f.write_config()
+        f, port, key_file, hmac_file = self.devsim_fleet()
         sim = self.start_devsim(f, port, key_file, hmac_file)
         f.start()
 
@@ -105,21 +111,7 @@ class Devsim(harness.RenewdTestCase):
         # 50 devices, and a signed webhook.
         t0 = time.monotonic()
         n = 50
-        f = self.fleet(webhook_hmac_key="hook-KEY-1")
-        proc, _ = start_scepserver(f.dir, f.ca_port,
-                                                 f.challenge)
-        self.addCleanup(proc.wait)
-        self.addCleanup(proc.terminate)
-        port = harness.free_port()
-        key_file = f.write_file("nano_key", "nano-KEY-devsim\n")
-        hmac_file = os.path.join(f.dir, "webhook_hmac_key")
-        f.mdm = ("  driver: nanomdm\n"
-                 "  url: %s\n"
-                 "  api_key_file: %s\n"
-                 "  timeout: 10s\n" % (
-                     json.dumps("http://127.0.0.1:%d" % port),
-                     json.dumps(key_file)))
-        f.write_config()
+        f, port, key_file, hmac_file = self.devsim_fleet()
         self.start_devsim(f, port, key_file, hmac_file, n=n, concurrency=8)
         f.start()
 

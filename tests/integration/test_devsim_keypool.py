@@ -21,7 +21,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import test_devsim  # noqa: E402
 from test_mdm_webhook import checkin, post  # noqa: E402
-from test_scep_ca import start_scepserver  # noqa: E402
 
 WAIT = 90
 POOL = 4
@@ -59,27 +58,15 @@ def issued(depot):
 
 class DevsimKeyPool(harness.RenewdTestCase):
 
+    devsim_fleet = test_devsim.Devsim.devsim_fleet
     start_devsim = test_devsim.Devsim.start_devsim
 
     def test_pooled_keys_enroll_and_renew_with_a_new_key(self):
         # Given scepserver as the CA, renewd with the nanomdm driver and a
         # signed webhook, and devsim with a pool of 4 keys for 5 devices
         # in a directory that does not exist yet.
-        f = self.fleet(webhook_hmac_key="hook-KEY-1")
-        proc, _ = start_scepserver(f.dir, f.ca_port, f.challenge)
-        self.addCleanup(proc.wait)
-        self.addCleanup(proc.terminate)
-        port = harness.free_port()
-        key_file = f.write_file("nano_key", "nano-KEY-devsim\n")
-        hmac_file = os.path.join(f.dir, "webhook_hmac_key")
+        f, port, key_file, hmac_file = self.devsim_fleet()
         pool_dir = os.path.join(f.dir, "keys")
-        f.mdm = ("  driver: nanomdm\n"
-                 "  url: %s\n"
-                 "  api_key_file: %s\n"
-                 "  timeout: 10s\n" % (
-                     json.dumps("http://127.0.0.1:%d" % port),
-                     json.dumps(key_file)))
-        f.write_config()
         sim = self.start_devsim(f, port, key_file, hmac_file, n=N,
                                 concurrency=3,
                                 extra=["--key-pool", pool_dir,
