@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from test_scep_proxy_edges import latest_push, with_ca_settings  # noqa: E402
+from test_scep_proxy_edges import push_behind  # noqa: E402
 
 # Every byte value, so any re-encoding or truncation shows.
 CERT = bytes(range(256)) * 7 + b"\x00\r\n"
@@ -106,18 +106,7 @@ class ProxyCache(harness.RenewdTestCase):
     def given(self, settings=None):
         """A running renewd in front of a CountingCA and one pushed job;
         returns the job's proxy URL."""
-        self.f = self.fleet()
-        if settings:
-            with_ca_settings(self.f, settings)
-        self.ca = CountingCA(self.f.ca_port)
-        self.addCleanup(self.ca.close)
-        self.f.start()
-        self.host, _ = self.f.add_host(10)
-        self.f.trigger()
-        (self.job,) = self.f.wait_jobs(
-            lambda js: len(js) == 1 and js[0]["state"] == "pushed",
-            "the push")
-        return latest_push(self.f, self.job["id"])["URL"]
+        return push_behind(self, CountingCA, settings)
 
     def test_second_get_within_ttl_is_served_from_the_cache(self):
         url = self.given()

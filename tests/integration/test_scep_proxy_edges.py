@@ -34,6 +34,23 @@ def with_ca_settings(f, settings):
     f.write_config(text)
 
 
+def push_behind(tc, make_ca, settings=None):
+    """A running renewd in front of make_ca(ca_port) (a fake CA on
+    loopback, closed at clean-up) and one host whose job is pushed: sets
+    tc.f, tc.ca, tc.host and tc.job, and returns the job's proxy URL."""
+    tc.f = tc.fleet()
+    if settings:
+        with_ca_settings(tc.f, settings)
+    tc.ca = make_ca(tc.f.ca_port)
+    tc.addCleanup(tc.ca.close)
+    tc.f.start()
+    tc.host, _ = tc.f.add_host(10)
+    tc.f.trigger()
+    (tc.job,) = tc.f.wait_jobs(
+        lambda js: len(js) == 1 and js[0]["state"] == "pushed", "the push")
+    return latest_push(tc.f, tc.job["id"])["URL"]
+
+
 class ScepProxyEdges(harness.RenewdTestCase):
 
     def pushed_job(self, f, n):

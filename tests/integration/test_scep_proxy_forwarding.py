@@ -18,7 +18,7 @@ import urllib.error
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from test_scep_proxy_edges import latest_push, with_ca_settings  # noqa: E402
+from test_scep_proxy_edges import push_behind  # noqa: E402
 
 ANSWER = bytes(range(256)) * 4
 
@@ -79,17 +79,7 @@ class Forwarding(harness.RenewdTestCase):
 
     def setUp(self):
         super().setUp()
-        self.f = self.fleet()
-        with_ca_settings(self.f, "timeout: 1s")
-        self.ca = StubCA(self.f.ca_port)
-        self.addCleanup(self.ca.close)
-        self.f.start()
-        self.host, _ = self.f.add_host(10)
-        self.f.trigger()
-        (self.job,) = self.f.wait_jobs(
-            lambda js: len(js) == 1 and js[0]["state"] == "pushed",
-            "the push")
-        self.url = latest_push(self.f, self.job["id"])["URL"]
+        self.url = push_behind(self, StubCA, "timeout: 1s")
         # renewd's own CA health check at start-up is not the proxy's.
         harness.poll(lambda: len(self.ca.requests) >= 2 or None, 20,
                      "the start-up CA check")
