@@ -50,7 +50,7 @@ typedef struct pending {
 	int attempts;
 	char from[16];
 	char host[64], ca[64], profile[128];
-	char *event, *detail, *command_uuid;
+	char *event, *detail, *command_uuid; /* queued: in the same block */
 	struct pending *next;
 } pending;
 
@@ -648,11 +648,31 @@ sched_mdm_command(sched *sc, const char *host, const char *request_type,
 
 /* ---- a full database ---------------------------------------------------- */
 
+/* Copy s to *at and return the copy (NULL stays NULL). */
+static char *
+pending_str(char **at, const char *s)
+{
+	char *d = *at;
+	size_t n;
+
+	if (s == NULL)
+		return NULL;
+	n = strlen(s) + 1;
+	memcpy(d, s, n);
+	*at = d + n;
+	return d;
+}
+
+/* Queue a copy of p: one allocation, its strings after the struct. */
 static void
 pending_add(sched *sc, const pending *p)
 {
-	pending *n = sc->npending < PENDING_MAX ? calloc(1, sizeof(*n))
-					       : NULL;
+	size_t len = sizeof(pending) +
+		     (p->event ? strlen(p->event) + 1 : 0) +
+		     (p->detail ? strlen(p->detail) + 1 : 0) +
+		     (p->command_uuid ? strlen(p->command_uuid) + 1 : 0);
+	pending *n = sc->npending < PENDING_MAX ? malloc(len) : NULL;
+	char *str;
 
 	if (n == NULL) {
 		char jid[24];
@@ -665,22 +685,15 @@ pending_add(sched *sc, const pending *p)
 	*n = *p;
 	n->next = NULL;
 	n->late = p->late || sc->store_full;
-	n->event = p->event ? rn_strdup(p->event) : NULL;
-	n->detail = p->detail ? rn_strdup(p->detail) : NULL;
-	n->command_uuid = p->command_uuid ? rn_strdup(p->command_uuid) : NULL;
+	str = (char *)(n + 1);
+	n->event = pending_str(&str, p->event);
+	n->detail = pending_str(&str, p->detail);
+	n->command_uuid = pending_str(&str, p->command_uuid);
 	*sc->pend_tail = n;
 	sc->pend_tail = &n->next;
 	sc->npending++;
 }
 
-static void
-pending_free(pending *p)
-{
-	free(p->event);
-	free(p->detail);
-	free(p->command_uuid);
-	free(p);
-}
 
 static void
 pending_free_all(sched *sc)
@@ -689,7 +702,7 @@ pending_free_all(sched *sc)
 
 	for (p = sc->pend_head; p; p = nx) {
 		nx = p->next;
-		pending_free(p);
+		free(p);
 	}
 	sc->pend_head = NULL;
 	sc->pend_tail = &sc->pend_head;
@@ -708,7 +721,7 @@ pending_done(sched *sc, size_t n)
 		if (sc->pend_head == NULL)
 			sc->pend_tail = &sc->pend_head;
 		sc->npending--;
-		pending_free(p);
+		free(p);
 	}
 }
 
