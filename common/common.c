@@ -131,15 +131,10 @@ rn_random_bytes(void *buf, size_t len)
 	return RN_OK;
 }
 
-int
-rn_uuid_v4(char out[37])
+static int
+uuid_format(unsigned char b[16], int version, char out[37])
 {
-	unsigned char b[16];
-	int rc = rn_random_bytes(b, sizeof(b));
-
-	if (rc)
-		return rc;
-	b[6] = (b[6] & 0x0f) | 0x40;
+	b[6] = (unsigned char)((b[6] & 0x0f) | (version << 4));
 	b[8] = (b[8] & 0x3f) | 0x80;
 	snprintf(out, 37,
 		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
@@ -147,6 +142,32 @@ rn_uuid_v4(char out[37])
 		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
 		 b[10], b[11], b[12], b[13], b[14], b[15]);
 	return RN_OK;
+}
+
+int
+rn_uuid_v4(char out[37])
+{
+	unsigned char b[16];
+	int rc = rn_random_bytes(b, sizeof(b));
+
+	return rc ? rc : uuid_format(b, 4, out);
+}
+
+int
+rn_uuid_v7(char out[37])
+{
+	unsigned char b[16];
+	struct timespec ts;
+	uint64_t ms;
+	int i, rc = rn_random_bytes(b, sizeof(b));
+
+	if (rc)
+		return rc;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	for (i = 5; i >= 0; i--, ms >>= 8)
+		b[i] = (unsigned char)(ms & 0xff);
+	return uuid_format(b, 7, out);
 }
 
 static void

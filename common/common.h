@@ -79,6 +79,13 @@ void rn_time_format(int64_t t, char *buf, size_t len);
 int rn_random_bytes(void *buf, size_t len); /* OpenSSL RAND_bytes */
 /* Random version-4 UUID, lowercase, 36 chars + NUL. */
 int rn_uuid_v4(char out[37]);
+/*
+ * A UUID of version 7 (RFC 9562): the first 48 bits are the Unix time in
+ * milliseconds, the rest random, so IDs made one after the other sort
+ * together. For keys the store indexes: a new one lands on the B-tree's
+ * last page instead of a random one.
+ */
+int rn_uuid_v7(char out[37]);
 /* Hex SHA-256 of data, 64 chars + NUL. */
 void rn_sha256_hex(const void *data, size_t len, char out[65]);
 /* HMAC-SHA256 of data under key as lowercase hex. */

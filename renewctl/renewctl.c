@@ -2021,7 +2021,7 @@ cmd_profile_render(ctl *c, int argc, char **argv)
 		return rc;
 	if ((rc = ctl_host_get(s, host, &h)))
 		goto out;
-	if (rn_uuid_v4(uuid) != RN_OK) {
+	if (rn_uuid_v7(uuid) != RN_OK) {
 		ctl_err("cannot generate a renewal id");
 		rc = CTL_FAIL;
 		goto out;

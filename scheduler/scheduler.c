@@ -456,7 +456,7 @@ prepare_attempt(dispatch_ctx *d, const store_job *queued)
 	launch *l;
 	int rc, rrc = RN_OK;
 
-	if (rn_uuid_v4(uuid) || (l = calloc(1, sizeof(*l))) == NULL)
+	if (rn_uuid_v7(uuid) || (l = calloc(1, sizeof(*l))) == NULL)
 		return 0;
 	snprintf(rid, sizeof(rid), "renewd-%s", uuid);
 	rc = store_unit_begin(sc->s);
@@ -508,7 +508,7 @@ launch_push(sched *sc, launch *l)
 	mdm_push push;
 	int rc;
 
-	if (a == NULL || rn_uuid_v4(a->command_uuid)) {
+	if (a == NULL || rn_uuid_v7(a->command_uuid)) {
 		free(a);
 		attempt_failed(sc, j->id, JOB_RUNNING, j->attempts, j->host_uuid,
 			       j->ca_name, j->profile_uuid, "attempt_failed",
@@ -608,7 +608,7 @@ sched_mdm_command(sched *sc, const char *host, const char *request_type,
 	x = calloc(1, sizeof(*x));
 	if (x == NULL)
 		return RN_ENOMEM;
-	if (rn_uuid_v4(x->command_uuid)) {
+	if (rn_uuid_v7(x->command_uuid)) {
 		free(x);
 		return RN_ENOMEM;
 	}

@@ -9,7 +9,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
-RID = re.compile(r"renewd-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-"
+RID = re.compile(r"renewd-[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-"
                  r"[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -350,25 +351,57 @@ is_hex(char c)
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
 }
 
+/* A well-formed UUID string of this version and the RFC 9562 variant. */
+static void
+assert_uuid(const char *a, char version)
+{
+	int i;
+
+	assert_int_equal(strlen(a), 36);
+	for (i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23)
+			assert_int_equal(a[i], '-');
+		else
+			assert_true(is_hex(a[i]));
+	}
+	assert_int_equal(a[14], version);
+	assert_non_null(strchr("89ab", a[19]));
+}
+
 static void
 test_uuid_v4(void **state)
 {
 	char a[37], b[37];
-	int i, k;
+	int k;
 
 	for (k = 0; k < 200; k++) {
 		assert_int_equal(rn_uuid_v4(a), RN_OK);
-		assert_int_equal(strlen(a), 36);
-		for (i = 0; i < 36; i++) {
-			if (i == 8 || i == 13 || i == 18 || i == 23)
-				assert_int_equal(a[i], '-');
-			else
-				assert_true(is_hex(a[i]));
-		}
-		assert_int_equal(a[14], '4'); /* version */
-		assert_non_null(strchr("89ab", a[19])); /* RFC 4122 variant */
+		assert_uuid(a, '4');
 		assert_int_equal(rn_uuid_v4(b), RN_OK);
 		assert_string_not_equal(a, b);
+	}
+}
+
+/* Version 7: the first 48 bits are now in Unix milliseconds. */
+static void
+test_uuid_v7(void **state)
+{
+	char a[37], b[37], ms[13];
+	unsigned long long t0 = (unsigned long long)time(NULL) * 1000, t;
+	int k;
+
+	for (k = 0; k < 200; k++) {
+		assert_int_equal(rn_uuid_v7(a), RN_OK);
+		assert_uuid(a, '7');
+		memcpy(ms, a, 8);
+		memcpy(ms + 8, a + 9, 4);
+		ms[12] = '\0';
+		t = strtoull(ms, NULL, 16);
+		assert_true(t >= t0 && t < t0 + 60000);
+		assert_int_equal(rn_uuid_v7(b), RN_OK);
+		assert_string_not_equal(a, b);
+		/* a later one never sorts before an earlier one's time */
+		assert_true(memcmp(b, a, 13) >= 0);
 	}
 }
 
@@ -482,6 +515,7 @@ main(void)
 		cmocka_unit_test(test_base64_decode_rejects),
 		cmocka_unit_test(test_hash64),
 		cmocka_unit_test(test_uuid_v4),
+		cmocka_unit_test(test_uuid_v7),
 		cmocka_unit_test(test_time_format),
 		cmocka_unit_test(test_hmac_sha256),
 		cmocka_unit_test(test_sha256_hex),
