@@ -193,6 +193,48 @@ rn_sha256_hex(const void *data, size_t len, char out[65])
 }
 
 int
+rn_token_new(char out[RN_TOKEN_LEN + 1])
+{
+	unsigned char raw[24];
+	struct timespec ts;
+	char *secret;
+	int rc = rn_random_bytes(raw, sizeof(raw));
+
+	if (rc)
+		return rc;
+	secret = rn_base64url(raw, sizeof(raw));
+	explicit_bzero(raw, sizeof(raw));
+	if (secret == NULL)
+		return RN_ENOMEM;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(out, RN_TOKEN_LEN + 1, "%012llx%s",
+		 ((unsigned long long)ts.tv_sec * 1000 +
+		  (unsigned long long)ts.tv_nsec / 1000000) &
+		     0xffffffffffffULL,
+		 secret);
+	explicit_bzero(secret, strlen(secret));
+	free(secret);
+	return strlen(out) == RN_TOKEN_LEN ? RN_OK : RN_EINVAL;
+}
+
+void
+rn_token_key(const char *token, char out[RN_TOKEN_KEY_LEN + 1])
+{
+	size_t len = strlen(token), i;
+	int timed = len == RN_TOKEN_LEN;
+
+	for (i = 0; timed && i < 12; i++)
+		timed = (token[i] >= '0' && token[i] <= '9') ||
+			(token[i] >= 'a' && token[i] <= 'f');
+	if (!timed) {
+		rn_sha256_hex(token, len, out);
+		return;
+	}
+	memcpy(out, token, 12);
+	rn_sha256_hex(token, len, out + 12);
+}
+
+int
 rn_hmac_sha256_hex(const void *key, size_t keylen, const void *data,
 		   size_t len, char out[65])
 {

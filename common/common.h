@@ -88,6 +88,19 @@ int rn_uuid_v4(char out[37]);
 int rn_uuid_v7(char out[37]);
 /* Hex SHA-256 of data, 64 chars + NUL. */
 void rn_sha256_hex(const void *data, size_t len, char out[65]);
+/*
+ * SCEP proxy tokens. A token is 12 hex digits of the Unix time in
+ * milliseconds and 32 base64url characters of 24 random bytes (192
+ * secret bits). The store keeps only its key: the time digits and the
+ * SHA-256 of the whole token, so tokens minted one after the other sort
+ * together and a new one lands on the index's last page. A token of
+ * another form (the 43-character ones of renewd before 2026-11-24) is
+ * keyed by its SHA-256 alone, as those were stored.
+ */
+#define RN_TOKEN_LEN 44
+#define RN_TOKEN_KEY_LEN (12 + 64)
+int rn_token_new(char out[RN_TOKEN_LEN + 1]);
+void rn_token_key(const char *token, char out[RN_TOKEN_KEY_LEN + 1]);
 /* HMAC-SHA256 of data under key as lowercase hex. */
 int rn_hmac_sha256_hex(const void *key, size_t keylen, const void *data,
 		       size_t len, char out[65]);

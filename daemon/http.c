@@ -47,7 +47,7 @@ struct proxy_call {
 	net_httpd_req *req; /* NULL once the server stopped */
 	int pki;	    /* a PKIOperation: consume the token, read CertRep */
 	const char *op;	    /* the operation label of the metrics */
-	char token_hash[65];
+	char token_key[RN_TOKEN_KEY_LEN + 1];
 	int64_t job_id;
 	char ca[65];
 	proxy_call *next;
@@ -224,7 +224,7 @@ certrep_record(http_env *env, const proxy_call *c, const void *der,
 	}
 	/* one commit for both (each on its own if BEGIN fails) */
 	tx = store_tx_begin(env->s, &own) == RN_OK;
-	store_token_consume(env->s, c->token_hash, rn_now());
+	store_token_consume(env->s, c->token_key, rn_now());
 	job_note(env, c->job_id, "scep_certrep", detail);
 	if (tx)
 		store_tx_end(env->s, own, RN_OK);
@@ -233,12 +233,12 @@ certrep_record(http_env *env, const proxy_call *c, const void *der,
 
 /* A PKIOperation with this token is upstream now. */
 static int
-token_in_flight(const http_srv *srv, const char *hash)
+token_in_flight(const http_srv *srv, const char *key)
 {
 	const proxy_call *c;
 
 	for (c = srv->calls; c; c = c->next)
-		if (c->pki && strcmp(c->token_hash, hash) == 0)
+		if (c->pki && strcmp(c->token_key, key) == 0)
 			return 1;
 	return 0;
 }
@@ -554,7 +554,7 @@ proxy(http_srv *srv, net_httpd_req *req, const char *segment)
 	store_cert cur;
 	const cfg_ca *ca;
 	const char *op, *method = net_httpd_req_method(req);
-	char hash[65];
+	char key[RN_TOKEN_KEY_LEN + 1];
 	int64_t now = rn_now(), jid;
 	int pki, rc;
 	rn_buf url = RN_BUF_INIT;
@@ -586,9 +586,9 @@ proxy(http_srv *srv, net_httpd_req *req, const char *segment)
 		proxy_text(req, opl, 400, "unknown certificate authority");
 		return;
 	}
-	rn_sha256_hex(id.token, strlen(id.token), hash);
+	rn_token_key(id.token, key);
 	explicit_bzero(id.token, sizeof(id.token));
-	if (store_proxy_auth_get(env->s, hash, &auth) != RN_OK) {
+	if (store_proxy_auth_get(env->s, key, &auth) != RN_OK) {
 		proxy_text(req, opl, 400, "unknown token");
 		return;
 	}
@@ -606,7 +606,7 @@ proxy(http_srv *srv, net_httpd_req *req, const char *segment)
 		return;
 	}
 	/* spent when the CA answers: until then no second enrollment */
-	if (pki && token_in_flight(srv, hash)) {
+	if (pki && token_in_flight(srv, key)) {
 		refuse(env, req, opl, jid, "token in use by another "
 					   "enrollment");
 		return;
@@ -711,7 +711,7 @@ proxy(http_srv *srv, net_httpd_req *req, const char *segment)
 	c->pki = pki;
 	c->op = opl;
 	c->job_id = jid;
-	snprintf(c->token_hash, sizeof(c->token_hash), "%s", hash);
+	snprintf(c->token_key, sizeof(c->token_key), "%s", key);
 	snprintf(c->ca, sizeof(c->ca), "%s", id.ca);
 	rc = net_http_request(env->http, &up, on_upstream, c);
 	rn_buf_release(&url);

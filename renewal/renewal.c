@@ -427,32 +427,27 @@ proxy_url(rn_buf *val, const render_ctx *r, const cfg_ca *ca,
 	rn_buf_adds(val, token);
 }
 
-/* A fresh one-time token for the proxy URL; only its hash is stored. */
+/* A fresh one-time token for the proxy URL; only its key is stored. */
 static int
 mint_token(render_ctx *r, const cfg_ca *ca, rn_buf *val)
 {
-	unsigned char raw[32];
-	char hash[65], *tok;
+	char tok[RN_TOKEN_LEN + 1], key[RN_TOKEN_KEY_LEN + 1];
 	int rc;
 
 	if (r->preview) {
 		proxy_url(val, r, ca, "PREVIEW-TOKEN");
 		return RN_OK;
 	}
-	rc = rn_random_bytes(raw, sizeof(raw));
+	rc = rn_token_new(tok);
 	if (rc)
 		return rc;
-	tok = rn_base64url(raw, sizeof(raw));
-	if (tok == NULL)
-		return RN_ENOMEM;
-	rn_sha256_hex(tok, strlen(tok), hash);
-	rc = store_token_insert(r->s, hash, r->host_uuid, r->profile_uuid,
+	rn_token_key(tok, key);
+	rc = store_token_insert(r->s, key, r->host_uuid, r->profile_uuid,
 				ca->name, r->job_id, r->now + ca->token_ttl,
 				r->now);
 	if (rc == RN_OK)
 		proxy_url(val, r, ca, tok);
-	explicit_bzero(tok, strlen(tok));
-	free(tok);
+	explicit_bzero(tok, sizeof(tok));
 	return rc;
 }
 

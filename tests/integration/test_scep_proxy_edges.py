@@ -2,9 +2,11 @@
 renewals in a row with fresh subjects, an old subject refused by the CA,
 tokens that must never reach the CA, an expired token, and the CA down."""
 
+import hashlib
 import os
 import re
 import signal
+import sqlite3
 import sys
 import time
 
@@ -118,9 +120,12 @@ class ScepProxyEdges(harness.RenewdTestCase):
 
         # When requests come with a wrong token, for an unknown host, or
         # with a malformed identifier, each gets 400...
+        self.assertRegex(token, r"^[0-9a-f]{12}[A-Za-z0-9_-]{32}$")
         wrong = base + "%2C" + "B" * 43
+        # the current form with a forged secret
+        forged = base + "%2C" + token[:12] + "B" * 32
         unknown = url.replace(host, harness.new_uuid())
-        for u in (wrong, unknown):
+        for u in (wrong, forged, unknown):
             status, body = http_get(u + "?operation=GetCACaps")
             self.assertEqual(status, 400, body)
         # ...and after the token expired, the next request gets 400 and
@@ -139,6 +144,22 @@ class ScepProxyEdges(harness.RenewdTestCase):
 
         # None of them reached scepserver.
         self.assertEqual(len(ca_requests(f)), before)
+
+        # A token minted before the upgrade (43 characters, stored under
+        # its SHA-256 alone) still authorises its host.
+        legacy = "L" * 43
+        db = sqlite3.connect(f.db, timeout=10)
+        with db:
+            db.execute("INSERT INTO scep_tokens (token_hash, host_uuid, "
+                       "profile_uuid, ca_name, job_id, created_at, "
+                       "expires_at) SELECT ?, host_uuid, profile_uuid, "
+                       "ca_name, id, 0, ? FROM renewal_jobs WHERE id = ?",
+                       (hashlib.sha256(legacy.encode()).hexdigest(),
+                        int(time.time()) + 600, job["id"]))
+        db.close()
+        status, body = http_get(base + "%2C" + legacy +
+                                "?operation=GetCACaps")
+        self.assertEqual(status, 200, body)
         f.stop()
 
     def test_ca_down_gives_502_and_recovers(self):

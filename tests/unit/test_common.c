@@ -405,6 +405,51 @@ test_uuid_v7(void **state)
 	}
 }
 
+/*
+ * Proxy tokens: 12 hex digits of the time, then 32 base64url characters;
+ * the key is those digits and the whole token's SHA-256. A token of any
+ * other form is keyed by its SHA-256 alone.
+ */
+static void
+test_token_key(void **state)
+{
+	char a[RN_TOKEN_LEN + 1], b[RN_TOKEN_LEN + 1];
+	char ka[RN_TOKEN_KEY_LEN + 1], kb[RN_TOKEN_KEY_LEN + 1], h[65];
+	const char *legacy = "Zm9vYmFyYmF6cXV1eGZvb2JhcmJhenF1dXhmb29iYXI";
+	int i;
+
+	assert_int_equal(rn_token_new(a), RN_OK);
+	assert_int_equal(strlen(a), RN_TOKEN_LEN);
+	for (i = 0; i < 12; i++)
+		assert_true(is_hex(a[i]));
+	for (; i < RN_TOKEN_LEN; i++)
+		assert_non_null(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklm"
+				       "nopqrstuvwxyz0123456789-_", a[i]));
+	assert_int_equal(rn_token_new(b), RN_OK);
+	assert_string_not_equal(a, b);
+
+	rn_token_key(a, ka);
+	rn_token_key(b, kb);
+	assert_int_equal(strlen(ka), RN_TOKEN_KEY_LEN);
+	assert_memory_equal(ka, a, 12);
+	rn_sha256_hex(a, strlen(a), h);
+	assert_string_equal(ka + 12, h);
+	/* minted later: the key sorts with or after the earlier one */
+	assert_true(memcmp(kb, ka, 12) >= 0);
+	assert_string_not_equal(ka, kb);
+
+	/* the 43-character tokens of earlier versions: SHA-256 only */
+	rn_token_key(legacy, ka);
+	rn_sha256_hex(legacy, strlen(legacy), h);
+	assert_string_equal(ka, h);
+	/* 44 characters without the hex time: the same */
+	memcpy(b, a, sizeof(b));
+	b[3] = 'Z';
+	rn_token_key(b, ka);
+	rn_sha256_hex(b, strlen(b), h);
+	assert_string_equal(ka, h);
+}
+
 static void
 test_time_format(void **state)
 {
@@ -516,6 +561,7 @@ main(void)
 		cmocka_unit_test(test_hash64),
 		cmocka_unit_test(test_uuid_v4),
 		cmocka_unit_test(test_uuid_v7),
+		cmocka_unit_test(test_token_key),
 		cmocka_unit_test(test_time_format),
 		cmocka_unit_test(test_hmac_sha256),
 		cmocka_unit_test(test_sha256_hex),
