@@ -7,8 +7,9 @@
  * The open job states as SQL. Written out as ORs, not IN (...): SQLite
  * builds a temporary table for an IN list of more than two values every
  * time a statement runs (for a CHECK or a partial index, every UPDATE
- * that changes the state), about 15 us each. Used by migration 4: never
- * change it, add a migration.
+ * that changes the state), about 15 us each. Used by migrations 4 and 5:
+ * never change it, add a migration. Since migration 5 the queries test
+ * is_open instead (OPEN_STATES in store.c).
  */
 #define RJ_OPEN_PRED                                                       \
 	"(state = 'queued' OR state = 'running' OR state = 'pushed' OR "  \
@@ -177,6 +178,18 @@ static const char *const store_migrations[] = {
 	"DROP INDEX rj_command;"
 	"CREATE INDEX rj_command ON renewal_jobs (command_uuid)"
 	"  WHERE command_uuid IS NOT NULL;",
+	/* 5: rj_open on a flag that only changes when a job opens or
+	 * closes. With the state in a partial index's WHERE, SQLite
+	 * deletes and inserts the job's rj_open entry on every state
+	 * change, queued -> running -> pushed included: a random page of
+	 * the index (keyed by host UUID) written twice per renewal. An
+	 * UPDATE that leaves is_open alone leaves rj_open alone. The CHECK
+	 * (schema_rewrites) keeps the flag equal to the state's openness. */
+	"ALTER TABLE renewal_jobs ADD COLUMN is_open INTEGER DEFAULT 1;"
+	"UPDATE renewal_jobs SET is_open = NULL WHERE NOT " RJ_OPEN_PRED ";"
+	"DROP INDEX rj_open;"
+	"CREATE UNIQUE INDEX rj_open ON renewal_jobs"
+	"  (host_uuid, profile_uuid, ca_name) WHERE is_open = 1;",
 };
 
 /*
@@ -201,4 +214,7 @@ static const struct schema_rewrite {
 	 "CHECK (state IN ('active','superseded','expired'))",
 	 "CHECK (state = 'active' OR state = 'superseded' OR "
 	 "state = 'expired')"},
+	{5, "renewal_jobs", "is_open INTEGER DEFAULT 1",
+	 "is_open INTEGER DEFAULT 1 CHECK ((is_open IS 1) = " RJ_OPEN_PRED
+	 ")"},
 };

@@ -102,7 +102,8 @@ struct store {
 	"id, host_uuid, profile_uuid, ca_name, kind, renewal_id, "         \
 	"command_uuid, state, last_error, attempts, cert_id, "             \
 	"next_attempt_at, created_at, updated_at"
-#define OPEN_STATES RJ_OPEN_PRED
+/* A job in an open state: rj_open's WHERE, so the queries can use it. */
+#define OPEN_STATES "is_open = 1"
 /*
  * Due jobs of a state. With a bound `state = ?1`, which can imply
  * rj_open's WHERE, SQLite ties the plan to the value and prepares the
@@ -303,13 +304,15 @@ static const char *const sql_text[ST__COUNT] = {
 			     "renewal_id = NULL, next_attempt_at = ?3, "
 			     "last_error = ?4, updated_at = ?5 "
 			     "WHERE id = ?1 AND state = ?2",
-	[ST_JOB_FINAL] = "UPDATE renewal_jobs SET state = ?3, last_error = ?4, "
-			 "updated_at = ?5 WHERE id = ?1 AND state = ?2",
+	[ST_JOB_FINAL] = "UPDATE renewal_jobs SET state = ?3, is_open = NULL, "
+			 "last_error = ?4, updated_at = ?5 WHERE id = ?1 AND "
+			 "state = ?2",
 	[ST_CERT_REARM] = "UPDATE managed_certificates SET renew_at = ?2, "
 			  "updated_at = ?3 WHERE id = ?1 AND state = 'active'",
 	[ST_JOB_RETRY] = "UPDATE renewal_jobs SET state = 'queued', "
-			 "attempts = CASE WHEN state = 'queued' THEN attempts "
-			 "ELSE 0 END, renewal_id = CASE WHEN state = 'queued' "
+			 "is_open = 1, attempts = CASE WHEN state = 'queued' "
+			 "THEN attempts ELSE 0 END, renewal_id = CASE WHEN "
+			 "state = 'queued' "
 			 "THEN renewal_id ELSE NULL END, next_attempt_at = ?2, "
 			 "updated_at = ?2 WHERE id = ?1 AND state IN "
 			 "('queued','failed','cancelled')",
@@ -332,8 +335,8 @@ static const char *const sql_text[ST__COUNT] = {
 			   "GROUP BY state UNION ALL SELECT 'scheduled', "
 			   "COUNT(*) FROM renewal_schedule",
 	[ST_JOB_VERIFY] = "UPDATE renewal_jobs SET state = 'verified', "
-			  "last_error = NULL, updated_at = ?2 WHERE id = ?1 "
-			  "AND " OPEN_STATES,
+			  "is_open = NULL, last_error = NULL, updated_at = ?2 "
+			  "WHERE id = ?1 AND " OPEN_STATES,
 	[ST_CERT_SET_RENEW_AT] = "UPDATE managed_certificates SET renew_at = "
 				 "?2, policy = ?3 WHERE id = ?1",
 	/*

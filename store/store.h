@@ -29,7 +29,7 @@
 
 #include "common/common.h"
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 typedef struct store store;
 
@@ -317,7 +317,11 @@ int store_job_events_each(store *s, int64_t job_id, store_event_cb cb,
 
 /* ---- SCEP tokens ------------------------------------------------------ */
 
-int store_token_insert(store *s, const char *token_hash, const char *host,
+/*
+ * A token is stored under its key (rn_token_key: the token's time digits
+ * and its SHA-256, in the column token_hash), never as itself.
+ */
+int store_token_insert(store *s, const char *token_key, const char *host,
 		       const char *profile, const char *ca, int64_t job_id,
 		       int64_t expires_at, int64_t now);
 
@@ -328,13 +332,13 @@ typedef struct store_token {
 	int64_t consumed_at; /* 0 = not consumed */
 } store_token;
 
-/* The token stored under this hash; RN_ENOTFOUND when none. */
-int store_token_get(store *s, const char *token_hash, store_token *out);
+/* The token stored under this key; RN_ENOTFOUND when none. */
+int store_token_get(store *s, const char *token_key, store_token *out);
 /*
- * What the SCEP proxy checks, in one read: the token under this hash and,
+ * What the SCEP proxy checks, in one read: the token under this key and,
  * for the token's own host, profile and CA, whether the host is assigned
  * the profile, the open job's id (0 when none) and whether a current
- * certificate exists. RN_ENOTFOUND when no token has this hash.
+ * certificate exists. RN_ENOTFOUND when no token has this key.
  */
 typedef struct store_proxy_auth {
 	store_token tok;
@@ -342,10 +346,10 @@ typedef struct store_proxy_auth {
 	int64_t open_job; /* the triple's job in an open state, or 0 */
 	int has_cert;	  /* the triple has an 'active' certificate */
 } store_proxy_auth;
-int store_proxy_auth_get(store *s, const char *token_hash,
+int store_proxy_auth_get(store *s, const char *token_key,
 			 store_proxy_auth *out);
 /* Mark consumed once; RN_EBUSY when it already was. */
-int store_token_consume(store *s, const char *token_hash, int64_t now);
+int store_token_consume(store *s, const char *token_key, int64_t now);
 /* Is the profile assigned to the host? 1 / 0 (or a negative error). */
 int store_host_profile_has(store *s, const char *host, const char *profile);
 /* The open job of a triple; RN_ENOTFOUND when none. */

@@ -1285,6 +1285,31 @@ test_migrate_from_v1(void **state)
 	store_host_release(&h);
 }
 
+/* Does the program of `sql` open the index `name` for writing? */
+static int
+writes_index(sqlite3 *db, const char *sql, const char *name)
+{
+	sqlite3_stmt *st;
+	char *q = sqlite3_mprintf("SELECT rootpage FROM sqlite_master WHERE "
+				  "name = %Q", name);
+	char *root = query_text(db, q);
+	int found = 0;
+
+	sqlite3_free(q);
+	assert_non_null(root);
+	q = sqlite3_mprintf("EXPLAIN %s", sql);
+	assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
+	sqlite3_free(q);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		if (strcmp((const char *)sqlite3_column_text(st, 1),
+			   "OpenWrite") == 0 &&
+		    sqlite3_column_int(st, 3) == atoi(root))
+			found = 1;
+	sqlite3_finalize(st);
+	free(root);
+	return found;
+}
+
 /* A database at schema version 3 (the migration strings up to 3) with
  * `sql` run on it by a plain connection (foreign keys off, as sqlite3's
  * default). */
@@ -1335,10 +1360,11 @@ make_v3(fx *f, const char *sql)
 	"('t-4', 'h-1', 'p-1', 'ca1', 4, 5, 99);"
 
 /*
- * Migration 4 rebuilds renewal_jobs (constraints without IN lists): an
- * old database keeps its jobs with their ids, events, renewal IDs and
- * tokens, and the rebuilt table still enforces the states, one open job
- * per triple, command UUID lookups and its foreign keys.
+ * Migration 4 rewrites renewal_jobs' constraints without IN lists and
+ * migration 5 adds is_open under rj_open: an old database keeps its jobs
+ * with their ids, events, renewal IDs and tokens, and the table still
+ * enforces the states, one open job per triple, command UUID lookups and
+ * its foreign keys.
  */
 static void
 test_migrate_v3_jobs(void **state)
@@ -1414,9 +1440,34 @@ test_migrate_v3_jobs(void **state)
 				      NULL, NULL, NULL),
 			 SQLITE_CONSTRAINT);
 	assert_int_equal(sqlite3_exec(db, "UPDATE renewal_jobs SET state = "
-					  "'queued' WHERE id = 3",
+					  "'queued', is_open = 1 WHERE id = 3",
 				      NULL, NULL, NULL),
 			 SQLITE_CONSTRAINT); /* a second open job for h-1 */
+	/* migration 5: is_open follows the state, and the CHECK keeps it */
+	v = query_text(db, "SELECT group_concat(id || ':' || "
+			   "coalesce(is_open, '-'), ' ') FROM (SELECT * FROM "
+			   "renewal_jobs WHERE id <= 5 ORDER BY id)");
+	assert_string_equal(v, "3:- 4:1 5:1");
+	free(v);
+	assert_int_equal(sqlite3_exec(db, "UPDATE renewal_jobs SET state = "
+					  "'queued' WHERE id = 3",
+				      NULL, NULL, NULL),
+			 SQLITE_CONSTRAINT);
+	assert_int_equal(sqlite3_exec(db, "UPDATE renewal_jobs SET state = "
+					  "'failed' WHERE id = 5",
+				      NULL, NULL, NULL),
+			 SQLITE_CONSTRAINT);
+	assert_int_equal(sqlite3_exec(db, "UPDATE renewal_jobs SET is_open = "
+					  "2 WHERE id = 5",
+				      NULL, NULL, NULL),
+			 SQLITE_CONSTRAINT);
+	/* a move between open states leaves rj_open alone; closing or
+	 * opening a job writes it */
+	assert_false(writes_index(db, "UPDATE renewal_jobs SET state = "
+				      "'running' WHERE id = 5", "rj_open"));
+	assert_true(writes_index(db, "UPDATE renewal_jobs SET state = "
+				     "'failed', is_open = NULL WHERE id = 5",
+				 "rj_open"));
 	v = query_text(db, "SELECT group_concat(sql, ' ') FROM sqlite_master "
 			   "WHERE tbl_name = 'renewal_jobs'");
 	assert_non_null(v);
@@ -1438,7 +1489,7 @@ test_migrate_v3_jobs(void **state)
 		    sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT id FROM "
 				       "renewal_jobs WHERE host_uuid = 'h-1' "
 				       "AND profile_uuid = 'p-1' AND ca_name ="
-				       " 'ca1' AND " RJ_OPEN_PRED, -1, &st,
+				       " 'ca1' AND is_open = 1", -1, &st,
 				       NULL),
 		    SQLITE_OK);
 		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
