@@ -55,13 +55,16 @@ class Sink:
             return int(f.read().split()[0]) / 1e6
 
     def stop(self):
+        """(requests served, connections accepted), -1 when not printed"""
         self.proc.terminate()
         self.proc.wait(10)
+        got = {"requests": -1, "connections": -1}
         with open(self.out) as f:
             for line in f:
-                if line.startswith("requests "):
-                    return int(line.split()[1])
-        return -1
+                k, _, v = line.partition(" ")
+                if k in got:
+                    got[k] = int(v)
+        return got["requests"], got["connections"]
 
 
 def wrk_ceiling(d, url, body_len, conns, seconds=5):
@@ -119,11 +122,11 @@ def one_run(d, tmpl, n, mif):
         hwm = r.hwm_kib()
     finally:
         r.stop()
-        got = sink.stop()
+        got, conns = sink.stop()
     return {"elapsed": elapsed, "pushed": done, "scan_s": t_scan,
             "scan": scan, "cpu_s": (run1 - run0) / 1e9,
             "runq_s": (wait1 - wait0) / 1e9, "sink_cpu_s": (s1 - s0) / 1e3,
-            "sink_requests": got, "hwm": hwm}
+            "sink_requests": got, "sink_conns": conns, "hwm": hwm}
 
 
 def main():
@@ -185,11 +188,12 @@ def main():
         rate = res["pushed"] / res["elapsed"]
         bl.note("run %d: %d pushed in %.2f s (%.0f/s; scan %.2f s), renewd "
                 "CPU %.2f s (+%.2f s waiting for a CPU), sink CPU %.2f s, "
-                "sink requests %d, peak RSS %d KiB; wrk ceiling %.0f/s; "
-                "load %s" % (
+                "sink requests %d on %d connections, peak RSS %d KiB; wrk "
+                "ceiling %.0f/s; load %s" % (
                     i + 1, res["pushed"], res["elapsed"], rate,
                     res["scan_s"], res["cpu_s"], res["runq_s"],
-                    res["sink_cpu_s"], res["sink_requests"], res["hwm"],
+                    res["sink_cpu_s"], res["sink_requests"],
+                    res["sink_conns"], res["hwm"],
                     ceiling, bl.loadavg()))
         rows.append(["renewals/s, run %d (%d in %.1f s)" % (
             i + 1, res["pushed"], res["elapsed"]), "%.0f" % rate,

@@ -37,7 +37,7 @@ typedef struct conn {
 } conn;
 
 static volatile sig_atomic_t stop;
-static unsigned long long nreq;
+static unsigned long long nreq, nconn;
 static FILE *dump;
 static int status = 202;
 
@@ -297,6 +297,7 @@ main(int argc, char **argv)
 				while ((fd = accept4(lfd, NULL, NULL,
 						     SOCK_NONBLOCK)) >= 0) {
 					conn *nc = calloc(1, sizeof(*nc));
+					nconn++;
 					setsockopt(fd, IPPROTO_TCP, TCP_NODELAY,
 						   &one, sizeof(one));
 					nc->fd = fd;
@@ -339,6 +340,6 @@ main(int argc, char **argv)
 	}
 	if (dump)
 		fclose(dump);
-	printf("requests %llu\n", nreq);
+	printf("requests %llu\nconnections %llu\n", nreq, nconn);
 	return 0;
 }
