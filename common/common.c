@@ -123,11 +123,30 @@ rn_time_format(int64_t t, char *buf, size_t len)
 
 /* ---- randomness and hashes -------------------------------------------- */
 
+/*
+ * RAND_bytes costs about 1 us a call (locks, the DRBG's per-call work);
+ * a renewal takes three small draws (two UUIDs, a token). Small draws
+ * come from a per-thread pool filled 512 bytes at a time; a byte handed
+ * out is wiped from the pool.
+ */
+#define RAND_POOL 512
+
 int
 rn_random_bytes(void *buf, size_t len)
 {
-	if (RAND_bytes(buf, (int)len) != 1)
-		return RN_ECRYPTO;
+	static _Thread_local unsigned char pool[RAND_POOL];
+	static _Thread_local size_t left;
+
+	if (len > RAND_POOL / 4)
+		return RAND_bytes(buf, (int)len) == 1 ? RN_OK : RN_ECRYPTO;
+	if (left < len) {
+		if (RAND_bytes(pool, RAND_POOL) != 1)
+			return RN_ECRYPTO;
+		left = RAND_POOL;
+	}
+	memcpy(buf, pool + RAND_POOL - left, len);
+	explicit_bzero(pool + RAND_POOL - left, len);
+	left -= len;
 	return RN_OK;
 }
 

@@ -351,6 +351,26 @@ is_hex(char c)
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
 }
 
+/* Draws from the pool and beyond it never repeat and are never blank. */
+static void
+test_random_bytes(void **state)
+{
+	static unsigned char seen[2000][16];
+	unsigned char big[300], zero[300];
+	int i, k;
+
+	for (i = 0; i < 2000; i++) {
+		assert_int_equal(rn_random_bytes(seen[i], 16), RN_OK);
+		for (k = 0; k < i; k++)
+			assert_memory_not_equal(seen[i], seen[k], 16);
+	}
+	memset(zero, 0, sizeof(zero));
+	memset(big, 0, sizeof(big));
+	assert_int_equal(rn_random_bytes(big, sizeof(big)), RN_OK);
+	assert_memory_not_equal(big, zero, sizeof(big));
+	assert_memory_not_equal(big, seen[1999], 16);
+}
+
 /* A well-formed UUID string of this version and the RFC 9562 variant. */
 static void
 assert_uuid(const char *a, char version)
@@ -559,6 +579,7 @@ main(void)
 		cmocka_unit_test(test_base64_roundtrip),
 		cmocka_unit_test(test_base64_decode_rejects),
 		cmocka_unit_test(test_hash64),
+		cmocka_unit_test(test_random_bytes),
 		cmocka_unit_test(test_uuid_v4),
 		cmocka_unit_test(test_uuid_v7),
 		cmocka_unit_test(test_token_key),
