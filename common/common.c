@@ -172,18 +172,26 @@ rn_uuid_v4(char out[37])
 	return rc ? rc : uuid_format(b, 4, out);
 }
 
+/* Unix time in milliseconds, 48 bits: what leads a v7 UUID and a token. */
+static uint64_t
+unix_ms48(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000) &
+	       0xffffffffffffULL;
+}
+
 int
 rn_uuid_v7(char out[37])
 {
 	unsigned char b[16];
-	struct timespec ts;
-	uint64_t ms;
+	uint64_t ms = unix_ms48();
 	int i, rc = rn_random_bytes(b, sizeof(b));
 
 	if (rc)
 		return rc;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 	for (i = 5; i >= 0; i--, ms >>= 8)
 		b[i] = (unsigned char)(ms & 0xff);
 	return uuid_format(b, 7, out);
@@ -215,7 +223,6 @@ int
 rn_token_new(char out[RN_TOKEN_LEN + 1])
 {
 	unsigned char raw[24];
-	struct timespec ts;
 	char *secret;
 	int rc = rn_random_bytes(raw, sizeof(raw));
 
@@ -225,12 +232,8 @@ rn_token_new(char out[RN_TOKEN_LEN + 1])
 	explicit_bzero(raw, sizeof(raw));
 	if (secret == NULL)
 		return RN_ENOMEM;
-	clock_gettime(CLOCK_REALTIME, &ts);
 	snprintf(out, RN_TOKEN_LEN + 1, "%012llx%s",
-		 ((unsigned long long)ts.tv_sec * 1000 +
-		  (unsigned long long)ts.tv_nsec / 1000000) &
-		     0xffffffffffffULL,
-		 secret);
+		 (unsigned long long)unix_ms48(), secret);
 	explicit_bzero(secret, strlen(secret));
 	free(secret);
 	return strlen(out) == RN_TOKEN_LEN ? RN_OK : RN_EINVAL;
