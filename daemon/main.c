@@ -1,7 +1,8 @@
 /*
  * renewd: load and check the configuration, open the store, and run the
  * scheduler, the control socket and the signal handlers on one libuv
- * loop until SIGTERM/SIGINT (or, with --once, until the due work is done).
+ * loop until SIGTERM/SIGINT (or, with --once, until the due work is done
+ * and its alerts are sent).
  */
 #define _GNU_SOURCE
 #include <getopt.h>
@@ -58,8 +59,9 @@ usage(FILE *f)
 		   "       renewd --version\n"
 		   "  -c, --config FILE  configuration file\n"
 		   "  -n, --check        check the configuration and exit\n"
-		   "      --once         one scan, run due jobs, exit 0 (all "
-		   "pushed) or 1\n");
+		   "      --once         one scan, run due jobs, send the "
+		   "alerts raised,\n"
+		   "                     exit 0 (all pushed) or 1\n");
 }
 
 static void
@@ -271,12 +273,30 @@ on_hup(uv_signal_t *h, int signum)
 }
 
 static void
+on_once_drained(void *arg)
+{
+	shutdown_daemon(arg);
+}
+
+/*
+ * --once: the due work is done. The alerts it raised go out before the
+ * run ends (each delivery tried once; one that fails waits for the next
+ * run), for at most the slowest notifier's timeout and 5 s more.
+ */
+static void
 on_once_idle(void *arg)
 {
 	rn_daemon *d = arg;
+	const cfg *c = d->conf->cfg;
+	int64_t wait_s = 0;
+	size_t i;
 
 	d->exit_code = sched_failures(d->sched) ? 1 : 0;
-	shutdown_daemon(d);
+	for (i = 0; i < c->nnotifiers; i++)
+		if (c->notifiers[i].timeout > wait_s)
+			wait_s = c->notifiers[i].timeout;
+	notif_engine_drain(d->notif, (uint64_t)(wait_s + 5) * 1000,
+			   on_once_drained, d);
 }
 
 /* Make the folder of a file path (var/renewd.db -> var) if missing. */
@@ -379,15 +399,15 @@ main(int argc, char **argv)
 		log_errorx("cannot start: %s", rn_strerror(rc));
 		goto fail_loop;
 	}
-	if (!d.once) {
+	rc = notif_engine_new(&d.loop, d.store, d.http, d.conf->cfg,
+			      &d.notif);
+	if (rc == RN_OK) {
+		sched_hooks hk = { on_scan_done, on_outbox, &d };
+		sched_set_hooks(d.sched, &hk);
+	}
+	if (rc == RN_OK && !d.once) {
 		ensure_parent(d.conf->cfg->daemon.control_socket);
-		rc = notif_engine_new(&d.loop, d.store, d.http, d.conf->cfg,
-				      &d.notif);
-		if (rc == RN_OK) {
-			sched_hooks hk = { on_scan_done, on_outbox, &d };
-			sched_set_hooks(d.sched, &hk);
-			rc = ca_health_new(&d.loop, d.http, &d.cah);
-		}
+		rc = ca_health_new(&d.loop, d.http, &d.cah);
 		if (rc == RN_OK)
 			ca_health_set_cb(d.cah, on_ca_checked, &d);
 		if (rc == RN_OK)
@@ -403,22 +423,20 @@ main(int argc, char **argv)
 			d.web_env.cah = d.cah;
 			rc = http_start(&d.loop, &d.web_env, &d.web, &err);
 		}
-		if (rc) {
-			log_errorx("%s", err ? err : rn_strerror(rc));
-			free(err);
-			if (d.ctl)
-				ctl_close(d.ctl);
-			ca_health_free(d.cah);
-			notif_engine_stop(d.notif);
-			sched_stop(d.sched, 0, NULL, NULL);
-			d.sched = NULL;
-			goto fail_loop;
-		}
-	} else {
-		/* no delivery with --once: the outbox waits for the daemon */
-		notif_alerts_configure(d.conf->cfg);
-		sched_on_idle(d.sched, on_once_idle, &d);
 	}
+	if (rc) {
+		log_errorx("%s", err ? err : rn_strerror(rc));
+		free(err);
+		if (d.ctl)
+			ctl_close(d.ctl);
+		ca_health_free(d.cah);
+		notif_engine_stop(d.notif);
+		sched_stop(d.sched, 0, NULL, NULL);
+		d.sched = NULL;
+		goto fail_loop;
+	}
+	if (d.once)
+		sched_on_idle(d.sched, on_once_idle, &d);
 	uv_signal_init(&d.loop, &d.sig_term);
 	uv_signal_init(&d.loop, &d.sig_int);
 	uv_signal_init(&d.loop, &d.sig_hup);

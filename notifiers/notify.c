@@ -520,6 +520,10 @@ struct notif_engine {
 	int sweeping, sweep_again;
 	int64_t sweep_nva, sweep_id, sweep_until, sweep_now;
 	delivery *flying[NOTIF_MAX_IN_FLIGHT];
+	/* notif_engine_drain: called once idle, or at drain_until (loop ms) */
+	void (*drain_cb)(void *arg);
+	void *drain_arg;
+	uint64_t drain_until;
 };
 
 struct delivery {
@@ -876,6 +880,32 @@ sweep_begin(notif_engine *e)
 
 /* ---- the round ---- */
 
+/*
+ * Is a drain over? Yes once nothing is in flight or due (the next retry
+ * is later) and the sweep is done, or at its time limit; then its
+ * callback runs, once.
+ */
+static int
+drained(notif_engine *e, int64_t next, int64_t now)
+{
+	void (*cb)(void *) = e->drain_cb;
+	int idle = !e->sweeping && e->in_flight == 0 &&
+		   (next <= 0 || next > now);
+
+	if (!idle && uv_now(e->loop) < e->drain_until)
+		return 0;
+	if (!idle) {
+		char n[24];
+		snprintf(n, sizeof(n), "%zu", e->in_flight);
+		log_kv(RN_LOG_WARN, "notifications not delivered in time, "
+				    "kept for the next run", "in_flight", n,
+		       NULL);
+	}
+	e->drain_cb = NULL;
+	cb(e->drain_arg);
+	return 1;
+}
+
 static void
 on_engine_timer(uv_timer_t *t)
 {
@@ -915,6 +945,14 @@ on_engine_timer(uv_timer_t *t)
 		} else if (next > 0 && (uint64_t)(next - now) * 1000 < ms) {
 			ms = (uint64_t)(next - now) * 1000;
 		}
+		if (e->drain_cb && drained(e, next, now))
+			return;
+	}
+	if (e->drain_cb) {
+		uint64_t at = uv_now(e->loop);
+		uint64_t left = e->drain_until > at ? e->drain_until - at : 0;
+		if (left < ms)
+			ms = left;
 	}
 	engine_arm(e, ms);
 }
@@ -975,6 +1013,16 @@ notif_engine_sweep(notif_engine *e)
 		e->sweep_again = 1;
 	else
 		sweep_begin(e);
+	engine_arm(e, 0);
+}
+
+void
+notif_engine_drain(notif_engine *e, uint64_t max_ms, void (*cb)(void *arg),
+		   void *arg)
+{
+	e->drain_cb = cb;
+	e->drain_arg = arg;
+	e->drain_until = uv_now(e->loop) + max_ms;
 	engine_arm(e, 0);
 }
 

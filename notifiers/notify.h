@@ -57,6 +57,14 @@ void notif_engine_set_conf(notif_engine *e, const cfg *c);
 void notif_engine_kick(notif_engine *e);
 /* Check current certificates against their deadlines (in batches). */
 void notif_engine_sweep(notif_engine *e);
+/*
+ * For a run that ends (renewd --once): call cb once everything the outbox
+ * holds now has been tried (fanned out, every due delivery attempted once
+ * and answered, the deadline sweep done), or after max_ms. A delivery
+ * that failed keeps its retry time for the next run, as in the daemon.
+ */
+void notif_engine_drain(notif_engine *e, uint64_t max_ms,
+			void (*cb)(void *arg), void *arg);
 /* Stop; deliveries in flight end into nothing (their rows stay leased and
  * are delivered after the next start). e is freed once they are done. */
 void notif_engine_stop(notif_engine *e);
