@@ -143,17 +143,37 @@ text(net_httpd_req *req, unsigned status, const char *msg)
 }
 
 /* Record a proxy outcome on the job the token was minted for. */
+static int
+job_note_store(http_env *env, int64_t job, const char *event,
+	       const char *detail)
+{
+	return job ? store_job_event(env->s, job, event, detail, rn_now())
+		   : RN_OK;
+}
+
+/* Its log line, once the store has kept it (rc RN_OK) or not. */
 static void
-job_note(http_env *env, int64_t job, const char *event, const char *detail)
+job_note_log(int64_t job, const char *event, const char *detail, int rc)
 {
 	char jid[24];
 
 	if (job == 0)
 		return;
-	store_job_event(env->s, job, event, detail, rn_now());
 	snprintf(jid, sizeof(jid), "%lld", (long long)job);
-	log_kv(RN_LOG_INFO, "scep proxy", "job", jid, "event", event,
-	       "detail", detail, NULL);
+	if (rc == RN_OK)
+		log_kv(RN_LOG_INFO, "scep proxy", "job", jid, "event", event,
+		       "detail", detail, NULL);
+	else
+		log_kv(RN_LOG_ERROR, "scep proxy: cannot record the outcome",
+		       "job", jid, "event", event, "detail", detail, "err",
+		       rn_strerror(rc), NULL);
+}
+
+static void
+job_note(http_env *env, int64_t job, const char *event, const char *detail)
+{
+	job_note_log(job, event, detail,
+		     job_note_store(env, job, event, detail));
 }
 
 /* The operation label: a fixed set, never the client's text. */
@@ -210,7 +230,7 @@ certrep_record(http_env *env, const proxy_call *c, const void *der,
 	       size_t len, char *detail, size_t dlen)
 {
 	scep_certrep rep;
-	int own = 0, tx, refused = 0;
+	int own = 0, tx, refused = 0, rc, crc = RN_OK;
 
 	if (scep_certrep_parse(der, len, &rep) != RN_OK) {
 		snprintf(detail, dlen, "unreadable CertRep from the CA");
@@ -222,12 +242,15 @@ certrep_record(http_env *env, const proxy_call *c, const void *der,
 	} else {
 		snprintf(detail, dlen, "%s", scep_status_name(rep.status));
 	}
-	/* one commit for both (each on its own if BEGIN fails) */
+	/* one commit for both (each on its own if BEGIN fails); the token
+	 * is spent even if the note cannot be stored, and the note is
+	 * logged as what the commit made of it */
 	tx = store_tx_begin(env->s, &own) == RN_OK;
 	store_token_consume(env->s, c->token_key, rn_now());
-	job_note(env, c->job_id, "scep_certrep", detail);
+	rc = job_note_store(env, c->job_id, "scep_certrep", detail);
 	if (tx)
-		store_tx_end(env->s, own, RN_OK);
+		crc = store_tx_end(env->s, own, RN_OK);
+	job_note_log(c->job_id, "scep_certrep", detail, rc ? rc : crc);
 	return refused;
 }
 
