@@ -63,6 +63,14 @@ enum {
 #define CKPT_SETTLE_MS 50
 #define CKPT_SETTLE_FRAMES 256
 #define CKPT_RETRY_MAX_MS 2000
+/*
+ * The size the WAL file is cut back to when it starts over (PRAGMA
+ * journal_size_limit). SQLite otherwise keeps the file at the largest size
+ * it ever reached: one big transaction (an import of 100,000 certificates
+ * writes a WAL of about 100 MiB) would hold that disk space for good. Above
+ * the CKPT_INLINE_FRAMES bound (32 MiB), so steady work never truncates.
+ */
+#define WAL_SIZE_LIMIT "67108864"
 
 struct store {
 	sqlite3 *db;
@@ -918,6 +926,9 @@ store_open(const char *path, int readonly, store **out, char **errmsg)
 		rc = exec_sql(s, "PRAGMA journal_mode = WAL");
 		if (rc == RN_OK)
 			rc = exec_sql(s, "PRAGMA synchronous = NORMAL");
+		if (rc == RN_OK)
+			rc = exec_sql(s, "PRAGMA journal_size_limit = "
+					 WAL_SIZE_LIMIT);
 	}
 	if (rc == RN_OK)
 		rc = exec_sql(s, "PRAGMA foreign_keys = ON");
@@ -1740,6 +1751,7 @@ scan_conn(store *s)
 		rc = sqlite3_exec(s->scan_db,
 				  "PRAGMA synchronous = NORMAL;"
 				  "PRAGMA temp_store = MEMORY;"
+				  "PRAGMA journal_size_limit = " WAL_SIZE_LIMIT ";"
 				  "PRAGMA foreign_keys = OFF",
 				  NULL, NULL, NULL);
 	}

@@ -168,6 +168,47 @@ test_thread_catches_up_when_writes_stop(void **state)
 	store_close(s);
 }
 
+/*
+ * One big transaction grows the WAL past 64 MiB; once the thread has
+ * backfilled it, the first commit after the WAL starts over cuts the file
+ * back to 64 MiB (journal_size_limit) instead of keeping the space.
+ */
+static void
+test_big_transaction_wal_shrinks(void **state)
+{
+	fx *f = *state;
+	store *s = NULL;
+	char *err = NULL, uuid[64], wal[PATH_MAX + 32], *serial;
+	uint32_t mx = 0;
+	int i;
+
+	assert_int_equal(store_open(f->path, 0, &s, &err), RN_OK);
+	assert_int_equal(store_checkpoint_start(s, f->path), RN_OK);
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	serial = malloc(2001);
+	assert_non_null(serial);
+	memset(serial, 'S', 2000);
+	serial[2000] = '\0';
+
+	/* Given a commit of 40,000 hosts with 2 KB serial numbers... */
+	assert_int_equal(store_begin(s), RN_OK);
+	for (i = 0; i < 40000; i++) {
+		snprintf(uuid, sizeof(uuid), "host-%05d", i);
+		assert_int_equal(store_host_upsert(s, uuid, serial, NOW),
+				 RN_OK);
+	}
+	assert_int_equal(store_commit(s), RN_OK);
+	free(serial);
+	assert_true(file_size(wal) > 67108864);
+
+	/* ...when the thread has backfilled it and a small commit comes,
+	 * then the WAL file is 64 MiB at most. */
+	wait_backfilled(f, &mx);
+	upsert_hosts(s, 0, 1);
+	assert_true(file_size(wal) <= 67108864);
+	store_close(s);
+}
+
 static void
 test_thread_checkpoints_the_wal(void **state)
 {
@@ -225,6 +266,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 			test_thread_catches_up_when_writes_stop, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_big_transaction_wal_shrinks, setup, teardown),
 	};
 
 	log_setup(RN_LOG_ERROR, RN_LOGFMT_LOGFMT);
