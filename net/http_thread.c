@@ -21,6 +21,7 @@
 #define _GNU_SOURCE
 #include "net/http_mt.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -228,6 +229,8 @@ worker_main(void *arg)
 {
 	net_http_mt *m = arg;
 
+	/* named for top -H, ps -L and the benchmarks' per-thread CPU */
+	pthread_setname_np(pthread_self(), "renewd-http");
 	uv_run(&m->wloop, UV_RUN_DEFAULT);
 }
 

@@ -1046,6 +1046,7 @@ ckpt_main(void *arg)
 	int behind = 0, delay = CKPT_SETTLE_MS, log, ckpt, last_ckpt = -1;
 	int rc;
 
+	pthread_setname_np(pthread_self(), "renewd-ckpt");
 	pthread_mutex_lock(&s->ckpt_mu);
 	for (;;) {
 		if (!s->ckpt_want && !s->ckpt_stop) {

@@ -103,6 +103,7 @@ def one_run(d, tmpl, n, mif):
     r = bl.renewd_at_due(d, cfg, T_DUE, LEAD)
     try:
         run0, wait0 = r.schedstat()
+        th0 = r.thread_cpu_ns()
         s0 = sink.cpu_ms()
         t0 = time.monotonic()
         scan = r.call("trigger")
@@ -118,6 +119,7 @@ def one_run(d, tmpl, n, mif):
                 break
         elapsed = time.monotonic() - t0
         run1, wait1 = r.schedstat()
+        th1 = r.thread_cpu_ns()
         s1 = sink.cpu_ms()
         hwm = r.hwm_kib()
     finally:
@@ -126,7 +128,9 @@ def one_run(d, tmpl, n, mif):
     return {"elapsed": elapsed, "pushed": done, "scan_s": t_scan,
             "scan": scan, "cpu_s": (run1 - run0) / 1e9,
             "runq_s": (wait1 - wait0) / 1e9, "sink_cpu_s": (s1 - s0) / 1e3,
-            "sink_requests": got, "sink_conns": conns, "hwm": hwm}
+            "sink_requests": got, "sink_conns": conns, "hwm": hwm,
+            "threads_s": {k: (th1[k] - th0.get(k, 0)) / 1e9 for k in th1
+                          if k != "renewd"}}
 
 
 def main():
@@ -201,8 +205,14 @@ def main():
             bl.ratio(rate, ceiling)])
         rows.append(["  of which the scan", "%.2f s" % res["scan_s"], "", "",
                      "", ""])
-        rows.append(["  renewd CPU per renewal", "%.0f us" % (
-            res["cpu_s"] / max(res["pushed"], 1) * 1e6), "", "", "", ""])
+        per = 1e6 / max(res["pushed"], 1)
+        rows.append(["  renewd CPU per renewal, loop thread", "%.0f us" % (
+            res["cpu_s"] * per), "", "", "", ""])
+        for name, sec in sorted(res["threads_s"].items()):
+            rows.append(["  renewd CPU per renewal, %s thread" % name,
+                         "%.0f us" % (sec * per), "", "", "", ""])
+        rows.append(["  sink CPU per renewal", "%.0f us" % (
+            res["sink_cpu_s"] * per), "", "", "", ""])
         rows.append(["  renewd peak RSS", "%.1f MiB" % (res["hwm"] / 1024.0),
                      "", "", "", ""])
     bl.table("renewal throughput (renewd, release build)",

@@ -229,6 +229,22 @@ class Renewd:
             p = f.read().split()
         return int(p[0]), int(p[1])
 
+    def thread_cpu_ns(self):
+        """{thread name: ns on a CPU} for renewd's named threads (the
+        loop is the one named 'renewd'), from /proc."""
+        res = {}
+        base = "/proc/%d/task" % self.proc.pid
+        for tid in os.listdir(base):
+            try:
+                with open(os.path.join(base, tid, "comm")) as f:
+                    name = f.read().strip()
+                with open(os.path.join(base, tid, "schedstat")) as f:
+                    ns = int(f.read().split()[0])
+            except OSError:
+                continue
+            res[name] = res.get(name, 0) + ns
+        return res
+
     def hwm_kib(self):
         with open("/proc/%d/status" % self.proc.pid) as f:
             for line in f:
