@@ -524,6 +524,17 @@ class Fleet:
         os.chmod(path, mode)
         return path
 
+    def use_nanomdm(self, url, api_key):
+        """The nanomdm push driver at url, its API key in a file (returned);
+        write_config() still to be called."""
+        key_file = self.write_file("nano_key", api_key + "\n")
+        self.mdm = ("  driver: nanomdm\n"
+                    "  url: %s\n"
+                    "  api_key_file: %s\n"
+                    "  timeout: 10s\n" % (json.dumps(url),
+                                           json.dumps(key_file)))
+        return key_file
+
     # -- daemon --
 
     def log_text(self):

@@ -33,13 +33,8 @@ class Devsim(harness.RenewdTestCase):
         self.addCleanup(proc.wait)
         self.addCleanup(proc.terminate)
         port = harness.free_port()
-        key_file = f.write_file("nano_key", "nano-KEY-devsim\n")
-        f.mdm = ("  driver: nanomdm\n"
-                 "  url: %s\n"
-                 "  api_key_file: %s\n"
-                 "  timeout: 10s\n" % (
-                     json.dumps("http://127.0.0.1:%d" % port),
-                     json.dumps(key_file)))
+        key_file = f.use_nanomdm("http://127.0.0.1:%d" % port,
+                                 "nano-KEY-devsim")
         f.write_config()
         return f, port, key_file, os.path.join(f.dir, "webhook_hmac_key")
 

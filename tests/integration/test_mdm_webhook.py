@@ -299,12 +299,7 @@ class MdmWebhook(harness.RenewdTestCase):
         nano = FakeNanoMdm()
         self.addCleanup(nano.close)
         f = self.fleet()
-        key_file = f.write_file("nano_key", "nano-KEY-77x\n")
-        f.mdm = ("  driver: nanomdm\n"
-                 "  url: %s\n"
-                 "  api_key_file: %s\n"
-                 "  timeout: 10s\n" % (json.dumps(nano.url),
-                                        json.dumps(key_file)))
+        f.use_nanomdm(nano.url, "nano-KEY-77x")
         f.write_config()
         f.start()
         host, _ = f.add_host(10, serial="SNNANO")

@@ -124,14 +124,9 @@ class CaOutageTorture(harness.RenewdTestCase):
         self.addCleanup(ca.stop)
         ca.start()
         port = harness.free_port()
-        key_file = f.write_file("nano_key", "nano-KEY-torture\n")
+        key_file = f.use_nanomdm("http://127.0.0.1:%d" % port,
+                                 "nano-KEY-torture")
         tok = f.write_file("notif_token", "notif-token-torture\n")
-        f.mdm = ("  driver: nanomdm\n"
-                 "  url: %s\n"
-                 "  api_key_file: %s\n"
-                 "  timeout: 10s\n" % (
-                     json.dumps("http://127.0.0.1:%d" % port),
-                     json.dumps(key_file)))
         f.notifiers = ("  - name: ops\n"
                        "    driver: webhook\n"
                        "    url: %s\n"
