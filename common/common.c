@@ -219,24 +219,21 @@ rn_sha256_hex(const void *data, size_t len, char out[65])
 	hex(md, sizeof(md), out);
 }
 
+static void base64_to_url(char *s);
+
 int
 rn_token_new(char out[RN_TOKEN_LEN + 1])
 {
-	unsigned char raw[24];
-	char *secret;
+	unsigned char raw[24]; /* 32 base64 characters, no padding */
 	int rc = rn_random_bytes(raw, sizeof(raw));
 
 	if (rc)
 		return rc;
-	secret = rn_base64url(raw, sizeof(raw));
+	snprintf(out, 13, "%012llx", (unsigned long long)unix_ms48());
+	rn_base64_to(out + 12, raw, sizeof(raw));
 	explicit_bzero(raw, sizeof(raw));
-	if (secret == NULL)
-		return RN_ENOMEM;
-	snprintf(out, RN_TOKEN_LEN + 1, "%012llx%s",
-		 (unsigned long long)unix_ms48(), secret);
-	explicit_bzero(secret, strlen(secret));
-	free(secret);
-	return strlen(out) == RN_TOKEN_LEN ? RN_OK : RN_EINVAL;
+	base64_to_url(out + 12);
+	return RN_OK;
 }
 
 void
@@ -285,23 +282,31 @@ rn_base64_to(char *out, const void *data, size_t len)
 	return (size_t)EVP_EncodeBlock((unsigned char *)out, data, (int)len);
 }
 
-char *
-rn_base64url(const void *data, size_t len)
+/* Standard base64 to base64url, in place: the alphabet, no padding. */
+static void
+base64_to_url(char *s)
 {
-	char *s = rn_base64(data, len), *p;
+	char *p;
 	size_t n;
 
-	if (s == NULL)
-		return NULL;
 	for (p = s; *p; p++) {
 		if (*p == '+')
 			*p = '-';
 		else if (*p == '/')
 			*p = '_';
 	}
-	n = strlen(s);
+	n = (size_t)(p - s);
 	while (n > 0 && s[n - 1] == '=')
 		s[--n] = '\0';
+}
+
+char *
+rn_base64url(const void *data, size_t len)
+{
+	char *s = rn_base64(data, len);
+
+	if (s != NULL)
+		base64_to_url(s);
 	return s;
 }
 
