@@ -32,9 +32,9 @@ struct http_job {
 	net_http_mt *m;
 	net_http_cb cb;
 	void *arg;
-	/* the request, every pointer into this job's own copies */
+	/* the request, every pointer into this job's own allocation (the
+	 * header array, then the strings and the body, after the struct) */
 	net_http_req req;
-	char **headers;
 	/* the answer (resp.body etc. point at the copies below) */
 	net_http_resp resp;
 	char *body, *ctype, *error;
@@ -58,76 +58,74 @@ struct net_http_mt {
 static void
 job_free(http_job *j)
 {
-	size_t i;
-
 	if (j == NULL)
 		return;
-	free((char *)j->req.method);
-	free((char *)j->req.url);
-	free((void *)j->req.body);
-	free((char *)j->req.userpwd);
-	if (j->headers)
-		for (i = 0; j->headers[i]; i++)
-			free(j->headers[i]);
-	free(j->headers);
 	free(j->body);
 	free(j->ctype);
 	free(j->error);
 	free(j);
 }
 
-static char *
-dup_or_null(const char *s, int *bad)
+/* Copy s to *at (NULL stays NULL) and move *at past it. */
+static const char *
+put_str(char **at, const char *s)
 {
-	char *d;
+	char *d = *at;
+	size_t n;
 
 	if (s == NULL)
 		return NULL;
-	if ((d = strdup(s)) == NULL)
-		*bad = 1;
+	n = strlen(s) + 1;
+	memcpy(d, s, n);
+	*at += n;
 	return d;
 }
 
-/* A job holding its own copy of req; NULL when out of memory. */
+/*
+ * A job holding its own copy of req, in one allocation: the struct, the
+ * header array, then the strings and the body. NULL when out of memory.
+ */
 static http_job *
 job_new(net_http_mt *m, const net_http_req *req, net_http_cb cb, void *arg)
 {
-	http_job *j = calloc(1, sizeof(*j));
-	size_t n = 0, i;
-	int bad = 0;
+	const char *strs[] = {req->method, req->url, req->userpwd};
+	size_t nh = 0, size = sizeof(http_job), i;
+	const char **hdrs = NULL;
+	http_job *j;
+	char *at;
 
-	if (j == NULL)
+	if (req->headers)
+		while (req->headers[nh])
+			nh++;
+	if (req->headers)
+		size += (nh + 1) * sizeof(char *);
+	for (i = 0; i < 3; i++)
+		size += strs[i] ? strlen(strs[i]) + 1 : 0;
+	for (i = 0; i < nh; i++)
+		size += strlen(req->headers[i]) + 1;
+	size += req->body_len;
+	if ((j = calloc(1, size)) == NULL)
 		return NULL;
 	j->m = m;
 	j->cb = cb;
 	j->arg = arg;
 	j->req = *req;
-	j->req.method = dup_or_null(req->method, &bad);
-	j->req.url = dup_or_null(req->url, &bad);
-	j->req.userpwd = dup_or_null(req->userpwd, &bad);
+	at = (char *)(j + 1);
+	if (req->headers) {
+		hdrs = (const char **)(void *)at;
+		at += (nh + 1) * sizeof(char *);
+		for (i = 0; i < nh; i++)
+			hdrs[i] = put_str(&at, req->headers[i]);
+		hdrs[nh] = NULL;
+	}
+	j->req.headers = hdrs;
+	j->req.method = put_str(&at, req->method);
+	j->req.url = put_str(&at, req->url);
+	j->req.userpwd = put_str(&at, req->userpwd);
 	j->req.body = NULL;
 	if (req->body_len) {
-		void *b = malloc(req->body_len);
-		if (b)
-			memcpy(b, req->body, req->body_len);
-		else
-			bad = 1;
-		j->req.body = b;
-	}
-	j->req.headers = NULL;
-	if (req->headers) {
-		while (req->headers[n])
-			n++;
-		j->headers = calloc(n + 1, sizeof(*j->headers));
-		if (j->headers == NULL)
-			bad = 1;
-		for (i = 0; j->headers && i < n; i++)
-			j->headers[i] = dup_or_null(req->headers[i], &bad);
-		j->req.headers = (const char *const *)j->headers;
-	}
-	if (bad) {
-		job_free(j);
-		return NULL;
+		memcpy(at, req->body, req->body_len);
+		j->req.body = at;
 	}
 	return j;
 }
