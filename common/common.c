@@ -150,16 +150,36 @@ rn_random_bytes(void *buf, size_t len)
 	return RN_OK;
 }
 
+static void
+hex(const unsigned char *in, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+/* 8-4-4-4-12 lowercase hex with the version and RFC 4122 variant set; by
+ * table, not snprintf (two of these per renewal). */
 static int
 uuid_format(unsigned char b[16], int version, char out[37])
 {
+	static const unsigned char groups[] = {4, 2, 2, 2, 6};
+	size_t g, at = 0;
+
 	b[6] = (unsigned char)((b[6] & 0x0f) | (version << 4));
 	b[8] = (b[8] & 0x3f) | 0x80;
-	snprintf(out, 37,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-		 "%02x%02x%02x%02x%02x%02x",
-		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
-		 b[10], b[11], b[12], b[13], b[14], b[15]);
+	for (g = 0; g < sizeof(groups); g++) {
+		hex(b, groups[g], out + at);
+		b += groups[g];
+		at += 2 * groups[g];
+		if (g + 1 < sizeof(groups))
+			out[at++] = '-';
+	}
 	return RN_OK;
 }
 
@@ -195,19 +215,6 @@ rn_uuid_v7(char out[37])
 	for (i = 5; i >= 0; i--, ms >>= 8)
 		b[i] = (unsigned char)(ms & 0xff);
 	return uuid_format(b, 7, out);
-}
-
-static void
-hex(const unsigned char *in, size_t len, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		out[2 * i] = digits[in[i] >> 4];
-		out[2 * i + 1] = digits[in[i] & 15];
-	}
-	out[2 * len] = '\0';
 }
 
 void
@@ -442,6 +449,12 @@ rn_buf_add(rn_buf *b, const void *data, size_t len)
 	b->len += len;
 	b->data[b->len] = '\0';
 	return RN_OK;
+}
+
+int
+rn_buf_reserve(rn_buf *b, size_t extra)
+{
+	return buf_grow(b, extra);
 }
 
 int

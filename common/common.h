@@ -131,6 +131,9 @@ void rn_buf_init(rn_buf *b, size_t cap);
 void rn_buf_release(rn_buf *b);
 int rn_buf_add(rn_buf *b, const void *data, size_t len); /* RN_ETOOBIG past cap */
 int rn_buf_adds(rn_buf *b, const char *s);
+/* Room for `extra` more bytes (and the NUL) without another allocation:
+ * data[len .. len + extra] may then be written before len is moved. */
+int rn_buf_reserve(rn_buf *b, size_t extra);
 int rn_buf_addf(rn_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void rn_buf_reset(rn_buf *b);

@@ -104,8 +104,10 @@ job_new(net_http_mt *m, const net_http_req *req, net_http_cb cb, void *arg)
 	for (i = 0; i < nh; i++)
 		size += strlen(req->headers[i]) + 1;
 	size += req->body_len;
-	if ((j = calloc(1, size)) == NULL)
+	/* zeroed: the job itself, not the copies after it (a body is KiBs) */
+	if ((j = malloc(size)) == NULL)
 		return NULL;
+	memset(j, 0, sizeof(*j));
 	j->m = m;
 	j->cb = cb;
 	j->arg = arg;

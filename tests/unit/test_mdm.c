@@ -394,6 +394,89 @@ test_webhook_push(void **state)
 	free(g.uuid);
 }
 
+/*
+ * The body is written by hand, not by jansson: it must be byte for byte
+ * what json_dumps gives for the same members (escapes, UTF-8 passed
+ * through), and a member that is not UTF-8 refuses the push, as jansson's
+ * json_string does.
+ */
+static void
+test_webhook_body_json(void **state)
+{
+	static const char *const bad[] = {
+		"ca\xff", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80",
+		"\xf4\x90\x80\x80", "cut\xe2\x82", "\xf8\x88\x80\x80\x80",
+	};
+	uv_loop_t loop;
+	th_srv s;
+	net_http *h;
+	mdm *m;
+	mdm_push p;
+	cfg_mdm c = {0};
+	res g = {0};
+	json_t *o;
+	char *want, *b64;
+	size_t i;
+
+	(void)state;
+	uv_loop_init(&loop);
+	th_srv_start(&loop, &s);
+	s.status = 202;
+	s.body = "{}";
+	s.body_len = 2;
+	assert_int_equal(net_http_new(&loop, &h), 0);
+	c.driver = CFG_MDM_WEBHOOK;
+	c.url = th_url_for(&s, "/mdm/push");
+	c.timeout = 10;
+	assert_int_equal(mdm_new(&loop, h, &c, &m), 0);
+
+	push_fill(&p);
+	p.kind = NULL; /* null, not "" */
+	p.ca_name = "q\"b\\s/ \b\f\n\r\t \x01\x1f\x7f";
+	p.profile_uuid = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91 \xef\xbf\xbf";
+	p.renewal_id = "";
+	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
+	assert_true(th_run_until(&loop, &g.n, 1, 5000));
+	assert_int_equal(g.ok, 1);
+
+	o = json_object();
+	b64 = rn_base64(profile, PROFILE_LEN);
+	json_object_set_new(o, "event", json_string("profile.push"));
+	json_object_set_new(o, "job_id", json_integer(p.job_id));
+	json_object_set_new(o, "kind", json_null());
+	json_object_set_new(o, "host_uuid", json_string(p.host_uuid));
+	json_object_set_new(o, "enrollment_id", json_string(p.host_uuid));
+	json_object_set_new(o, "profile_uuid", json_string(p.profile_uuid));
+	json_object_set_new(o, "ca_name", json_string(p.ca_name));
+	json_object_set_new(o, "renewal_id", json_string(""));
+	json_object_set_new(o, "command_uuid", json_string(p.command_uuid));
+	json_object_set_new(o, "profile", json_string(b64));
+	want = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	assert_non_null(want);
+	assert_int_equal(s.req_body_len, strlen(want));
+	assert_memory_equal(s.req_body, want, strlen(want));
+	free(want);
+	free(b64);
+	json_decref(o);
+
+	/* not UTF-8: refused before anything is sent */
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		push_fill(&p);
+		p.enrollment_id = bad[i];
+		assert_null(json_string(bad[i]));
+		assert_int_equal(mdm_push_start(m, &p, res_cb, &g), RN_EINVAL);
+	}
+	assert_int_equal(g.n, 1);
+
+	mdm_free(m);
+	net_http_free(h);
+	th_srv_stop(&s);
+	th_drain_and_close(&loop);
+	free(c.url);
+	free(g.detail);
+	free(g.uuid);
+}
+
 /* Statuses decide ok; no keys means no auth or signature headers. */
 static void
 test_webhook_statuses(void **state)
@@ -1138,6 +1221,7 @@ main(void)
 		cmocka_unit_test(test_exec_timeout),
 		cmocka_unit_test(test_exec_missing_program),
 		cmocka_unit_test(test_webhook_push),
+		cmocka_unit_test(test_webhook_body_json),
 		cmocka_unit_test(test_webhook_statuses),
 		cmocka_unit_test(test_webhook_transport_errors),
 		cmocka_unit_test(test_nanomdm_push),
