@@ -302,8 +302,7 @@ static const char *const sql_text[ST__COUNT] = {
 	[ST_JOB_START] = "UPDATE renewal_jobs SET state = 'running', "
 			 "attempts = attempts + 1, renewal_id = "
 			 "COALESCE(renewal_id, ?2), command_uuid = NULL, "
-			 "updated_at = ?3 WHERE id = ?1 AND state = 'queued' "
-			 "RETURNING " JOB_COLS,
+			 "updated_at = ?3 WHERE id = ?1 AND state = 'queued'",
 	[ST_RID_INSERT] = "INSERT OR IGNORE INTO job_renewal_ids (renewal_id, "
 			  "job_id, created_at) VALUES (?1, ?2, ?3)",
 	[ST_JOB_PUSHED] = "UPDATE renewal_jobs SET state = 'pushed', "
@@ -2147,7 +2146,7 @@ store_job_start(store *s, int64_t id, const char *new_renewal_id,
 		int64_t now, store_job *out)
 {
 	sqlite3_stmt *st;
-	int own, rc;
+	int own, rc, changes = 0;
 	char d[128];
 
 	memset(out, 0, sizeof(*out));
@@ -2162,9 +2161,13 @@ store_job_start(store *s, int64_t id, const char *new_renewal_id,
 	sqlite3_bind_int64(st, 1, id);
 	bind_text(st, 2, new_renewal_id);
 	sqlite3_bind_int64(st, 3, now);
-	rc = one_job(s, st, out);
-	if (rc == RN_ENOTFOUND)
+	rc = exec_stmt(s, st, &changes);
+	if (rc == RN_OK && changes == 0)
 		rc = RN_EBUSY; /* not queued (any more) */
+	/* read back by rowid: UPDATE ... RETURNING buffers its rows in an
+	 * ephemeral table, which cost more than the update itself */
+	if (rc == RN_OK)
+		rc = store_job_get(s, id, out);
 	if (rc)
 		goto out;
 	st = stmt(s, ST_RID_INSERT);
