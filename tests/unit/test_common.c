@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "common/common.h"
 
@@ -242,6 +243,27 @@ test_base64_known(void **state)
 	s = rn_base64url("", 0);
 	assert_string_equal(s, "");
 	free(s);
+}
+
+/* The table encoder gives OpenSSL's bytes for every length and byte. */
+static void
+test_base64_matches_openssl(void **state)
+{
+	unsigned char data[600];
+	char ours[801], theirs[801];
+	size_t len, i;
+
+	(void)state;
+	for (i = 0; i < sizeof(data); i++)
+		data[i] = (unsigned char)(i * 7 + (i >> 8));
+	for (len = 0; len <= sizeof(data); len++) {
+		size_t n = rn_base64_to(ours, data + sizeof(data) - len, len);
+		int m = EVP_EncodeBlock((unsigned char *)theirs,
+					data + sizeof(data) - len, (int)len);
+
+		assert_int_equal(n, (size_t)m);
+		assert_string_equal(ours, theirs);
+	}
 }
 
 static void
@@ -576,6 +598,7 @@ main(void)
 		cmocka_unit_test(test_buf_cap),
 		cmocka_unit_test(test_buf_unlimited_grow),
 		cmocka_unit_test(test_base64_known),
+		cmocka_unit_test(test_base64_matches_openssl),
 		cmocka_unit_test(test_base64_roundtrip),
 		cmocka_unit_test(test_base64_decode_rejects),
 		cmocka_unit_test(test_hash64),
