@@ -726,12 +726,34 @@ pending_done(sched *sc, size_t n)
 }
 
 /*
- * Write the queued outcomes in order, all in one transaction with a
+ * Write the queued outcomes in order inside the caller's transaction, a
  * savepoint each (one outcome the store refuses, say a job a device's
- * report moved on, undoes only its own rows). Logged once committed.
- * RN_EFULL: nothing was written and the queue stays, to be written when
- * there is room. Any other failure of the whole transaction: the outcomes
- * are written one at a time instead, so each says what is wrong with it.
+ * report moved on, undoes only its own rows). *n: how many were written.
+ * Anything but RN_OK: the transaction must be rolled back.
+ */
+static int
+pending_write_tx(sched *sc, size_t *n)
+{
+	pending *p;
+	int rc = RN_OK;
+
+	*n = 0;
+	for (p = sc->pend_head; rc == RN_OK && p; p = p->next, (*n)++) {
+		p->rc = store_unit_begin(sc->s);
+		if (p->rc == RN_OK)
+			p->rc = store_unit_end(sc->s, outcome_write(sc, p));
+		if (p->rc == RN_EFULL || !store_in_tx(sc->s))
+			rc = p->rc ? p->rc : RN_ESTORE;
+	}
+	return rc;
+}
+
+/*
+ * Write the queued outcomes, all in one transaction; logged once
+ * committed. RN_EFULL: nothing was written and the queue stays, to be
+ * written when there is room. Any other failure of the whole transaction:
+ * the outcomes are written one at a time instead, so each says what is
+ * wrong with it.
  */
 static int
 pending_flush(sched *sc, size_t *written)
@@ -744,13 +766,8 @@ pending_flush(sched *sc, size_t *written)
 	if (sc->pend_head == NULL)
 		return RN_OK;
 	rc = store_begin(sc->s);
-	for (p = sc->pend_head; rc == RN_OK && p; p = p->next, n++) {
-		p->rc = store_unit_begin(sc->s);
-		if (p->rc == RN_OK)
-			p->rc = store_unit_end(sc->s, outcome_write(sc, p));
-		if (p->rc == RN_EFULL || !store_in_tx(sc->s))
-			rc = p->rc ? p->rc : RN_ESTORE;
-	}
+	if (rc == RN_OK)
+		rc = pending_write_tx(sc, &n);
 	if (rc == RN_OK)
 		rc = store_commit(sc->s);
 	if (rc == RN_OK) {
@@ -773,7 +790,7 @@ pending_flush(sched *sc, size_t *written)
 	return RN_EFULL;
 }
 
-/* The step's first job: write what the last loop iteration produced. */
+/* Write what the last loop iteration produced, in a transaction of its own. */
 static void
 outcomes_write(sched *sc)
 {
@@ -949,7 +966,7 @@ dispatch(sched *sc)
 {
 	dispatch_ctx d;
 	launch *l, *nx;
-	size_t cap;
+	size_t cap, outcomes = 0;
 	int rc;
 
 	if (sc->stopping || sc->store_full)
@@ -959,6 +976,17 @@ dispatch(sched *sc)
 	d.now = rn_now();
 	d.ltail = &d.launches;
 	rc = store_begin(sc->s);
+	/* the outcomes of the last iteration commit with the round: one
+	 * commit instead of two, and the pages both change written once */
+	if (rc == RN_OK && sc->pend_head &&
+	    pending_write_tx(sc, &outcomes) != RN_OK) {
+		store_rollback(sc->s);
+		outcomes = 0;
+		outcomes_write(sc); /* on their own, each with its error */
+		if (sc->store_full)
+			return;
+		rc = store_begin(sc->s);
+	}
 	if (rc) {
 		d.abort = rc;
 	} else {
@@ -979,6 +1007,8 @@ dispatch(sched *sc)
 			store_rollback(sc->s);
 	}
 	sc->rate_wait_at = d.rate_wait;
+	if (!d.abort)
+		pending_done(sc, outcomes);
 	for (l = d.launches; l; l = nx) {
 		nx = l->next;
 		if (!d.abort)
@@ -1221,7 +1251,9 @@ on_step(uv_timer_t *t)
 		}
 		return;
 	}
-	outcomes_write(sc);
+	/* a dispatch this step writes the outcomes in its transaction */
+	if (!sc->dispatch_pending || !dispatch_worth(sc))
+		outcomes_write(sc);
 	if (sc->rearm_cursor >= 0 && !sc->store_full)
 		rearm_batch(sc);
 	if (sc->store_full)
@@ -1233,6 +1265,8 @@ on_step(uv_timer_t *t)
 		if (dispatch_worth(sc))
 			dispatch(sc);
 	}
+	if (sc->pend_head && !sc->store_full)
+		outcomes_write(sc); /* no dispatch took them */
 	if (!sc->store_full &&
 	    (sc->scanning || sc->dispatch_pending || sc->rearm_cursor >= 0))
 		schedule_step(sc);
