@@ -939,6 +939,13 @@ store_open(const char *path, int readonly, store **out, char **errmsg)
 		rc = exec_sql(s, "PRAGMA journal_mode = WAL");
 		if (rc == RN_OK)
 			rc = exec_sql(s, "PRAGMA synchronous = NORMAL");
+		/* 16 MiB of page cache instead of SQLite's 2 MiB: a renewal
+		 * reads its host, job and index pages at random places, and
+		 * at 100,000 jobs 2 MiB missed often enough that the loop
+		 * spent 5% of its time in pread; 16 MiB made it about 6%
+		 * faster per renewal (A/B in docs/benchmarks.md) */
+		if (rc == RN_OK)
+			rc = exec_sql(s, "PRAGMA cache_size = -16384");
 		if (rc == RN_OK)
 			rc = exec_sql(s, "PRAGMA journal_size_limit = "
 					 WAL_SIZE_LIMIT);
