@@ -676,8 +676,8 @@ jw_end(jw *w, char **out)
  * The webhook body, compact JSON. The signature covers exactly these
  * bytes, so the body is serialised once and sent as is.
  */
-static int
-webhook_body(const mdm_push *p, char **out)
+int
+mdm_webhook_body(const mdm_push *p, char **out)
 {
 	jw w = {RN_BUF_INIT, RN_OK, 0};
 	size_t plen = p->profile ? p->profile_len : 0;
@@ -710,7 +710,7 @@ webhook_push(mdm *m, const mdm_push *p, mdm_cb cb, void *arg)
 	size_t n = 0;
 	int rc;
 
-	rc = webhook_body(p, &body);
+	rc = mdm_webhook_body(p, &body);
 	if (rc)
 		goto out;
 	hdrs[n++] = "Content-Type: application/json";

@@ -66,6 +66,12 @@ int mdm_new(uv_loop_t *loop, net_http *http, const cfg_mdm *c, mdm **out);
 void mdm_free(mdm *m);
 int mdm_push_start(mdm *m, const mdm_push *p, mdm_cb cb, void *arg);
 /*
+ * The webhook driver's request body for a push (compact JSON, the profile
+ * in base64), as mdm_push_start sends it; *out malloc'd. RN_EINVAL when a
+ * member is not UTF-8. For the tests and the fuzz target.
+ */
+int mdm_webhook_body(const mdm_push *p, char **out);
+/*
  * Send a command through the nanomdm or micromdm driver; same callback
  * contract as mdm_push_start. The exec and webhook drivers have no
  * command channel and return RN_EINVAL (without calling back).
