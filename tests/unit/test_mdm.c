@@ -397,8 +397,9 @@ test_webhook_push(void **state)
 /*
  * The body is written by hand, not by jansson: it must be byte for byte
  * what json_dumps gives for the same members (escapes, UTF-8 passed
- * through), and a member that is not UTF-8 refuses the push, as jansson's
- * json_string does.
+ * through), and a member that is not UTF-8 refuses the body, as jansson's
+ * json_string does. (tests/fuzz/fuzz_json_out.c does the same on any
+ * bytes; test_webhook_statuses checks that a refused body sends nothing.)
  */
 static void
 test_webhook_body_json(void **state)
@@ -407,37 +408,18 @@ test_webhook_body_json(void **state)
 		"ca\xff", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80",
 		"\xf4\x90\x80\x80", "cut\xe2\x82", "\xf8\x88\x80\x80\x80",
 	};
-	uv_loop_t loop;
-	th_srv s;
-	net_http *h;
-	mdm *m;
 	mdm_push p;
-	cfg_mdm c = {0};
-	res g = {0};
 	json_t *o;
-	char *want, *b64;
+	char *body, *want, *b64;
 	size_t i;
 
 	(void)state;
-	uv_loop_init(&loop);
-	th_srv_start(&loop, &s);
-	s.status = 202;
-	s.body = "{}";
-	s.body_len = 2;
-	assert_int_equal(net_http_new(&loop, &h), 0);
-	c.driver = CFG_MDM_WEBHOOK;
-	c.url = th_url_for(&s, "/mdm/push");
-	c.timeout = 10;
-	assert_int_equal(mdm_new(&loop, h, &c, &m), 0);
-
 	push_fill(&p);
 	p.kind = NULL; /* null, not "" */
 	p.ca_name = "q\"b\\s/ \b\f\n\r\t \x01\x1f\x7f";
 	p.profile_uuid = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91 \xef\xbf\xbf";
 	p.renewal_id = "";
-	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), 0);
-	assert_true(th_run_until(&loop, &g.n, 1, 5000));
-	assert_int_equal(g.ok, 1);
+	assert_int_equal(mdm_webhook_body(&p, &body), RN_OK);
 
 	o = json_object();
 	b64 = rn_base64(profile, PROFILE_LEN);
@@ -453,28 +435,20 @@ test_webhook_body_json(void **state)
 	json_object_set_new(o, "profile", json_string(b64));
 	want = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	assert_non_null(want);
-	assert_int_equal(s.req_body_len, strlen(want));
-	assert_memory_equal(s.req_body, want, strlen(want));
+	assert_string_equal(body, want);
+	free(body);
 	free(want);
 	free(b64);
 	json_decref(o);
 
-	/* not UTF-8: refused before anything is sent */
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		push_fill(&p);
 		p.enrollment_id = bad[i];
 		assert_null(json_string(bad[i]));
-		assert_int_equal(mdm_push_start(m, &p, res_cb, &g), RN_EINVAL);
+		body = (char *)1;
+		assert_int_equal(mdm_webhook_body(&p, &body), RN_EINVAL);
+		assert_null(body);
 	}
-	assert_int_equal(g.n, 1);
-
-	mdm_free(m);
-	net_http_free(h);
-	th_srv_stop(&s);
-	th_drain_and_close(&loop);
-	free(c.url);
-	free(g.detail);
-	free(g.uuid);
 }
 
 /* Statuses decide ok; no keys means no auth or signature headers. */
@@ -532,6 +506,12 @@ test_webhook_statuses(void **state)
 	/* one shared client: the connection was reused */
 	assert_int_equal(s.requests, 3);
 	assert_int_equal(s.accepts, 1);
+
+	/* a member that is not UTF-8: refused at once, nothing sent */
+	p.enrollment_id = "dev\xff";
+	assert_int_equal(mdm_push_start(m, &p, res_cb, &g), RN_EINVAL);
+	assert_false(th_run_until(&loop, &g.n, 4, 200));
+	assert_int_equal(s.requests, 3);
 
 	mdm_free(m);
 	net_http_free(h);
