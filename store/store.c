@@ -946,6 +946,12 @@ store_open(const char *path, int readonly, store **out, char **errmsg)
 		 * faster per renewal (A/B in docs/benchmarks.md) */
 		if (rc == RN_OK)
 			rc = exec_sql(s, "PRAGMA cache_size = -16384");
+		/* savepoints' journals in memory: past 64 KiB SQLite moved
+		 * one to a temp file, opened per transaction, and each page a
+		 * savepoint changed then cost a pwrite (the scan connection
+		 * does the same, in store_scan_due) */
+		if (rc == RN_OK)
+			rc = exec_sql(s, "PRAGMA temp_store = MEMORY");
 		if (rc == RN_OK)
 			rc = exec_sql(s, "PRAGMA journal_size_limit = "
 					 WAL_SIZE_LIMIT);
