@@ -20,6 +20,7 @@
 #define FULL_PROBE_MIN_MS 1000	/* store full: first write probe after */
 #define FULL_PROBE_MAX_MS 30000 /* ... doubling up to */
 #define FULL_CALM_MS 60000	/* full again within this: keep doubling */
+#define CAREFUL_ROUNDS 64	/* rounds with a savepoint per job after an error */
 #define PENDING_MAX 100000	/* outcomes held while the store is full */
 
 typedef struct bucket {
@@ -94,6 +95,7 @@ struct sched {
 	int64_t rearm_total;
 
 	int64_t rate_wait_at; /* earliest rate-limit refill, 0 = none */
+	int careful;	      /* rounds left that give each job a savepoint */
 	bucket buckets[MAX_BUCKETS];
 	size_t nbuckets;
 
@@ -428,6 +430,8 @@ typedef struct dispatch_ctx {
 	int started;
 	int retries;	/* verify timeouts sent back to the queue */
 	int abort;	/* the round's transaction is lost: why */
+	int64_t abort_job;	  /* the job that lost it, 0 = none */
+	char abort_msg[200];	  /* SQLite's message, before the rollback */
 	launch *launches, **ltail;
 } dispatch_ctx;
 
@@ -441,12 +445,19 @@ launch_free(launch *l)
 }
 
 /*
- * Prepare one attempt of a queued job, in its own savepoint so a job the
- * store refuses leaves nothing behind. Returns 1 when the job was taken
+ * Prepare one attempt of a queued job. Returns 1 when the job was taken
  * (prepared, or its failure queued), 0 when the store refused it
- * (cancelled meanwhile, or a database error), so dispatch does not spin on
- * a job it cannot take, and -1 when the round's transaction is lost (a
- * full disk): the round stops and rolls back.
+ * (cancelled meanwhile, or a database error in a careful round), so
+ * dispatch does not spin on a job it cannot take, and -1 when the round's
+ * transaction is lost: the round stops and rolls back.
+ *
+ * A job the store refuses must leave nothing behind. Usually the refusal
+ * is the job-start UPDATE finding the job no longer queued, before any
+ * write, so a job needs no savepoint of its own: a savepoint copies every
+ * page the job then changes to its journal, about a tenth of the loop's
+ * work per renewal. Any other error rolls the whole round back instead,
+ * and the next CAREFUL_ROUNDS rounds give each job a savepoint, so one
+ * job the store keeps refusing is skipped rather than stopping them all.
  */
 static int
 prepare_attempt(dispatch_ctx *d, const store_job *queued)
@@ -454,12 +465,12 @@ prepare_attempt(dispatch_ctx *d, const store_job *queued)
 	sched *sc = d->sc;
 	char rid[64], uuid[37], *err = NULL;
 	launch *l;
-	int rc, rrc = RN_OK;
+	int rc, rrc = RN_OK, careful = sc->careful > 0;
 
 	if (rn_uuid_v7(uuid) || (l = calloc(1, sizeof(*l))) == NULL)
 		return 0;
 	snprintf(rid, sizeof(rid), "renewd-%s", uuid);
-	rc = store_unit_begin(sc->s);
+	rc = careful ? store_unit_begin(sc->s) : RN_OK;
 	if (rc == RN_OK)
 		rc = store_job_start(sc->s, queued->id, rid, d->now, &l->j);
 	if (rc == RN_OK) {
@@ -472,9 +483,16 @@ prepare_attempt(dispatch_ctx *d, const store_job *queued)
 		if (rrc == RN_EFULL)
 			rc = rrc;
 	}
-	rc = store_unit_end(sc->s, rc);
-	if (rc == RN_EFULL || !store_in_tx(sc->s)) {
+	if (careful)
+		rc = store_unit_end(sc->s, rc);
+	else if (rc != RN_OK && rc != RN_EBUSY)
+		sc->careful = CAREFUL_ROUNDS; /* and the round rolls back */
+	if (rc == RN_EFULL || !store_in_tx(sc->s) ||
+	    (rc != RN_OK && rc != RN_EBUSY && !careful)) {
 		d->abort = rc ? rc : RN_ESTORE;
+		d->abort_job = queued->id;
+		snprintf(d->abort_msg, sizeof(d->abort_msg), "%s",
+			 store_errmsg(sc->s));
 		launch_free(l);
 		free(err);
 		return -1;
@@ -728,8 +746,9 @@ pending_done(sched *sc, size_t n)
 /*
  * Write the queued outcomes in order inside the caller's transaction, a
  * savepoint each (one outcome the store refuses, say a job a device's
- * report moved on, undoes only its own rows). *n: how many were written.
- * Anything but RN_OK: the transaction must be rolled back.
+ * report moved on, undoes only its own rows) but for pushes, as in
+ * prepare_attempt. *n: how many were written. Anything but RN_OK: the
+ * transaction must be rolled back.
  */
 static int
 pending_write_tx(sched *sc, size_t *n)
@@ -739,6 +758,15 @@ pending_write_tx(sched *sc, size_t *n)
 
 	*n = 0;
 	for (p = sc->pend_head; rc == RN_OK && p; p = p->next, (*n)++) {
+		if (p->kind == PEND_PUSHED) {
+			/* its only refusal (RN_EBUSY) comes before any write;
+			 * any other error undoes the transaction, and the
+			 * caller writes the outcomes one by one */
+			p->rc = outcome_write(sc, p);
+			if (p->rc != RN_OK && p->rc != RN_EBUSY)
+				rc = p->rc;
+			continue;
+		}
 		p->rc = store_unit_begin(sc->s);
 		if (p->rc == RN_OK)
 			p->rc = store_unit_end(sc->s, outcome_write(sc, p));
@@ -974,6 +1002,8 @@ dispatch(sched *sc)
 	memset(&d, 0, sizeof(d));
 	d.sc = sc;
 	d.now = rn_now();
+	if (sc->careful > 0)
+		sc->careful--;
 	d.ltail = &d.launches;
 	rc = store_begin(sc->s);
 	/* the outcomes of the last iteration commit with the round: one
@@ -1021,9 +1051,13 @@ dispatch(sched *sc)
 	}
 	if (d.abort) {
 		/* nothing of the round was kept: the wake timer tries again */
+		char jid[24];
+
+		snprintf(jid, sizeof(jid), "%lld", (long long)d.abort_job);
 		log_kv(RN_LOG_ERROR, "cannot start attempts", "err",
-		       rn_strerror(d.abort), "detail", store_errmsg(sc->s),
-		       NULL);
+		       rn_strerror(d.abort), "detail",
+		       d.abort_msg[0] ? d.abort_msg : store_errmsg(sc->s),
+		       "job", d.abort_job ? jid : NULL, NULL);
 		d.started = 0;
 	}
 	while (d.retries-- > 0)
