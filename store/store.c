@@ -2168,6 +2168,19 @@ store_jobs_each(store *s, const char *state, int64_t limit, store_job_cb cb,
 	return each_job(s, st, cb, arg);
 }
 
+/*
+ * RN_EBUSY from store_job_start and store_job_pushed means "the job was
+ * not in the state this needs", found before anything was written, and
+ * the scheduler then keeps the rest of its transaction. A lock error
+ * (also RN_EBUSY) from a statement after the first write is not that:
+ * it becomes RN_ESTORE, so the caller rolls back.
+ */
+static int
+after_write(int rc)
+{
+	return rc == RN_EBUSY ? RN_ESTORE : rc;
+}
+
 int
 store_job_start(store *s, int64_t id, const char *new_renewal_id,
 		int64_t now, store_job *out)
@@ -2191,22 +2204,24 @@ store_job_start(store *s, int64_t id, const char *new_renewal_id,
 	rc = exec_stmt(s, st, &changes);
 	if (rc == RN_OK && changes == 0)
 		rc = RN_EBUSY; /* not queued (any more) */
+	if (rc)
+		goto out;
 	/* read back by rowid: UPDATE ... RETURNING buffers its rows in an
 	 * ephemeral table, which cost more than the update itself */
-	if (rc == RN_OK)
-		rc = store_job_get(s, id, out);
-	if (rc)
-		goto out;
-	st = stmt(s, ST_RID_INSERT);
-	bind_text(st, 1, out->renewal_id);
-	sqlite3_bind_int64(st, 2, id);
-	sqlite3_bind_int64(st, 3, now);
-	rc = exec_stmt(s, st, NULL);
-	if (rc)
-		goto out;
-	snprintf(d, sizeof(d), "attempt %d renewal_id %s", out->attempts,
-		 out->renewal_id);
-	rc = event_insert(s, id, "attempt_started", d, now);
+	rc = store_job_get(s, id, out);
+	if (rc == RN_OK) {
+		st = stmt(s, ST_RID_INSERT);
+		bind_text(st, 1, out->renewal_id);
+		sqlite3_bind_int64(st, 2, id);
+		sqlite3_bind_int64(st, 3, now);
+		rc = exec_stmt(s, st, NULL);
+	}
+	if (rc == RN_OK) {
+		snprintf(d, sizeof(d), "attempt %d renewal_id %s",
+			 out->attempts, out->renewal_id);
+		rc = event_insert(s, id, "attempt_started", d, now);
+	}
+	rc = after_write(rc);
 out:
 	/* the commit can fail too (a full disk): then *out is not set */
 	rc = tx_end(s, own, rc);
@@ -2238,7 +2253,7 @@ store_job_pushed(store *s, int64_t id, const char *command_uuid,
 	if (rc == RN_OK && changes == 0)
 		rc = RN_EBUSY;
 	if (rc == RN_OK)
-		rc = event_insert(s, id, "pushed", detail, now);
+		rc = after_write(event_insert(s, id, "pushed", detail, now));
 out:
 	return tx_end(s, own, rc);
 }

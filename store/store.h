@@ -265,12 +265,15 @@ int store_jobs_each(store *s, const char *state, int64_t limit,
  * queued -> running: attempts + 1; renewal_id kept when the job still has
  * one (an interrupted attempt is pushed again with the same ID), else
  * `new_renewal_id`, which is also indexed in job_renewal_ids. Returns
- * RN_EBUSY when the job is no longer queued. *out gets the updated row.
+ * RN_EBUSY when the job is no longer queued, found before any write (an
+ * error after the first write is never RN_EBUSY: the caller's transaction
+ * then holds part of the change). *out gets the updated row.
  */
 int store_job_start(store *s, int64_t id, const char *new_renewal_id,
 		    int64_t now, store_job *out);
 /* running -> pushed, next_attempt_at = verify deadline; RN_EBUSY if the
- * job is no longer running (cancelled meanwhile). */
+ * job is no longer running (cancelled meanwhile), before any write, as
+ * for store_job_start. */
 int store_job_pushed(store *s, int64_t id, const char *command_uuid,
 		     int64_t verify_at, const char *detail, int64_t now);
 /*
