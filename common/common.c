@@ -288,7 +288,7 @@ rn_base64(const void *data, size_t len)
  * Base64 by a table of all 4,096 pairs of characters: one lookup per 12
  * bits. Each push carries its profile (about 4 KiB) in base64, and
  * OpenSSL's EVP_EncodeBlock spent about 10 instructions a byte on it,
- * 14% of the loop's per renewal; this takes about 4.
+ * 14% of the loop's per renewal; this takes about 6.
  */
 static char b64_pairs[4096][2];
 static pthread_once_t b64_once = PTHREAD_ONCE_INIT;
