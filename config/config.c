@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <yaml.h>
 
 #define CFG_FILE_CAP	(4 * 1024 * 1024)
@@ -682,6 +685,45 @@ get_url(ld *l, const fld *f, const char *a, const char *b, char **out)
 }
 
 /*
+ * A file of PEM certificates to trust for TLS instead of the system's
+ * store: it must be readable and hold at least one certificate, so a
+ * wrong path is found when the configuration is loaded, not by the
+ * first push.
+ */
+static int
+get_ca_file(ld *l, const fld *f, char **out)
+{
+	char eb[128], *data = NULL;
+	size_t len = 0;
+	BIO *b;
+	X509 *x = NULL;
+	int rc;
+
+	if (get_str(l, f, out))
+		return -1;
+	errno = 0;
+	rc = rn_file_read(*out, 4 << 20, &data, &len);
+	if (rc != RN_OK) {
+		ld_err(l, f->v, "cannot read '%s' named by '%s': %s", *out,
+		       f->name, rc == RN_EIO ? errno_text(errno, eb, sizeof(eb))
+					     : rn_strerror(rc));
+		return -1;
+	}
+	if ((b = BIO_new_mem_buf(data, (int)len)) != NULL) {
+		x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+		BIO_free(b);
+	}
+	free(data);
+	if (x == NULL) {
+		ld_err(l, f->v, "'%s' named by '%s' holds no PEM certificate",
+		       *out, f->name);
+		return -1;
+	}
+	X509_free(x);
+	return 0;
+}
+
+/*
  * HOST:PORT with a port from 1 to 65535. An IPv6 host is bracketed
  * ([::1]:8180) so the last colon is always the port separator.
  */
@@ -885,11 +927,11 @@ load_http(ld *l, const fld *sec, cfg_http *h)
 
 enum {
 	CA_NAME, CA_URL, CA_CHALLENGE_ENV, CA_CHALLENGE_FILE, CA_TOKEN_TTL,
-	CA_TIMEOUT, CA_CACHE_TTL, CA_N
+	CA_TIMEOUT, CA_CACHE_TTL, CA_CA_FILE, CA_N
 };
 static const char *const ca_keys[CA_N] = {
 	"name", "url", "challenge_env", "challenge_file", "token_ttl",
-	"timeout", "cache_ttl",
+	"timeout", "cache_ttl", "ca_file",
 };
 
 static void
@@ -932,6 +974,8 @@ load_ca(ld *l, const fld *item, cfg_ca *ca, yaml_node_t **name)
 		get_dur(l, &f[CA_TIMEOUT], "30s", 1, &ca->timeout);
 	if (f[CA_CACHE_TTL].v)
 		get_dur(l, &f[CA_CACHE_TTL], "60s", 0, &ca->cache_ttl);
+	if (f[CA_CA_FILE].v)
+		get_ca_file(l, &f[CA_CA_FILE], &ca->ca_file);
 }
 
 static void
@@ -1194,11 +1238,11 @@ load_policies(ld *l, const fld *sec, cfg *c)
 
 enum {
 	M_DRIVER, M_COMMAND, M_URL, M_API_KEY_ENV, M_API_KEY_FILE,
-	M_HMAC_KEY_ENV, M_HMAC_KEY_FILE, M_TIMEOUT, M_N
+	M_HMAC_KEY_ENV, M_HMAC_KEY_FILE, M_TIMEOUT, M_CA_FILE, M_N
 };
 static const char *const mdm_keys[M_N] = {
 	"driver", "command", "url", "api_key_env", "api_key_file",
-	"hmac_key_env", "hmac_key_file", "timeout",
+	"hmac_key_env", "hmac_key_file", "timeout", "ca_file",
 };
 static const char *const mdm_drivers[] = {
 	[CFG_MDM_EXEC] = "exec", [CFG_MDM_WEBHOOK] = "webhook",
@@ -1246,19 +1290,21 @@ load_mdm(ld *l, const fld *sec, cfg_mdm *m)
 	get_secret(l, &f[M_HMAC_KEY_ENV], &f[M_HMAC_KEY_FILE], &m->hmac_key);
 	if (f[M_TIMEOUT].v)
 		get_dur(l, &f[M_TIMEOUT], "30s", 1, &m->timeout);
+	if (f[M_CA_FILE].v)
+		get_ca_file(l, &f[M_CA_FILE], &m->ca_file);
 }
 
 enum {
 	N_NAME, N_DRIVER, N_URL, N_FORMAT, N_EVENTS, N_COMMAND, N_TOKEN_ENV,
 	N_TOKEN_FILE, N_HMAC_KEY_ENV, N_HMAC_KEY_FILE, N_STARTTLS,
 	N_USERNAME_ENV, N_USERNAME_FILE, N_PASSWORD_ENV, N_PASSWORD_FILE,
-	N_FROM, N_TO, N_TIMEOUT, N_N
+	N_FROM, N_TO, N_TIMEOUT, N_CA_FILE, N_N
 };
 static const char *const notifier_keys[N_N] = {
 	"name", "driver", "url", "format", "events", "command", "token_env",
 	"token_file", "hmac_key_env", "hmac_key_file", "starttls",
 	"username_env", "username_file", "password_env", "password_file",
-	"from", "to", "timeout",
+	"from", "to", "timeout", "ca_file",
 };
 static const char *const notif_drivers[] = {
 	[CFG_NOTIF_WEBHOOK] = "webhook", [CFG_NOTIF_EXEC] = "exec",
@@ -1319,6 +1365,7 @@ notifier_keys_apply(ld *l, const char *where, const fld *f,
 		{ N_FROM, 1u << CFG_NOTIF_SMTP },
 		{ N_TO, 1u << CFG_NOTIF_SMTP },
 		{ N_TIMEOUT, ~(1u << CFG_NOTIF_SYSLOG) },
+		{ N_CA_FILE, 1u << CFG_NOTIF_WEBHOOK | 1u << CFG_NOTIF_SMTP },
 	};
 	size_t i;
 
@@ -1395,6 +1442,8 @@ load_notifier(ld *l, const fld *item, cfg_notifier *n, yaml_node_t **name)
 		get_bool(l, &f[N_STARTTLS], &n->starttls);
 	if (f[N_TIMEOUT].v)
 		get_dur(l, &f[N_TIMEOUT], "30s", 1, &n->timeout);
+	if (f[N_CA_FILE].v)
+		get_ca_file(l, &f[N_CA_FILE], &n->ca_file);
 
 	get_secret(l, &f[N_TOKEN_ENV], &f[N_TOKEN_FILE], &n->token);
 	get_secret(l, &f[N_HMAC_KEY_ENV], &f[N_HMAC_KEY_FILE], &n->hmac_key);
@@ -1618,6 +1667,7 @@ cfg_free(cfg *c)
 	for (i = 0; i < c->ncas; i++) {
 		free(c->cas[i].name);
 		free(c->cas[i].url);
+		free(c->cas[i].ca_file);
 		secret_free(c->cas[i].challenge);
 	}
 	free(c->cas);
@@ -1637,6 +1687,7 @@ cfg_free(cfg *c)
 	free(c->policies);
 	strv_free(c->mdm.command, c->mdm.ncommand);
 	free(c->mdm.url);
+	free(c->mdm.ca_file);
 	secret_free(c->mdm.api_key);
 	secret_free(c->mdm.hmac_key);
 	for (i = 0; i < c->nnotifiers; i++) {
@@ -1645,6 +1696,7 @@ cfg_free(cfg *c)
 		free(n->name);
 		free(n->url);
 		free(n->format);
+		free(n->ca_file);
 		strv_free(n->command, n->ncommand);
 		secret_free(n->token);
 		secret_free(n->hmac_key);

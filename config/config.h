@@ -43,6 +43,7 @@ typedef struct cfg_ca {
 	int64_t token_ttl; /* default 7d */
 	int64_t timeout;   /* default 30s */
 	int64_t cache_ttl; /* proxy's GetCACaps/GetCACert cache; 60s, 0 off */
+	char *ca_file;	   /* PEM CAs trusted for its https, or NULL */
 	int line, col;	   /* where it was defined, for later messages */
 } cfg_ca;
 
@@ -85,6 +86,7 @@ typedef struct cfg_mdm {
 	char *api_key; /* secret: api_key_env / api_key_file; webhook: bearer */
 	char *hmac_key; /* secret: hmac_key_env / hmac_key_file (webhook) */
 	int64_t timeout; /* default 30s */
+	char *ca_file;	 /* PEM CAs trusted for its https, or NULL */
 } cfg_mdm;
 
 enum { CFG_NOTIF_WEBHOOK, CFG_NOTIF_EXEC, CFG_NOTIF_SMTP, CFG_NOTIF_SYSLOG };
@@ -107,6 +109,7 @@ typedef struct cfg_notifier {
 	char **events;
 	size_t nevents;
 	int64_t timeout; /* default 30s */
+	char *ca_file;	 /* PEM CAs trusted for its TLS, or NULL */
 } cfg_notifier;
 
 typedef struct cfg {

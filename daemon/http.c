@@ -548,6 +548,7 @@ get_cached(http_srv *srv, net_httpd_req *req, const cfg_ca *ca,
 	up.url = url;
 	up.timeout_ms = ca->timeout * 1000;
 	up.max_response = UPSTREAM_MAX;
+	up.ca_file = ca->ca_file;
 	rc = net_http_request(srv->env->http, &up, get_fetched, e);
 	if (rc) {
 		e->waiters = NULL;
@@ -723,6 +724,7 @@ proxy(http_srv *srv, net_httpd_req *req, const char *segment)
 	up.url = url.data;
 	up.timeout_ms = ca->timeout * 1000;
 	up.max_response = UPSTREAM_MAX;
+	up.ca_file = ca->ca_file;
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		rn_buf_release(&url);

@@ -501,6 +501,7 @@ http_start(mdm *m, net_http_req *req, mdm_ctx *x)
 {
 	req->timeout_ms = x->timeout * 1000;
 	req->max_response = MDM_RESPONSE_CAP;
+	req->ca_file = m->c->ca_file;
 	return net_http_request(m->http, req, http_done, x);
 }
 

@@ -505,6 +505,8 @@ http_xfer_setup(http_xfer *x, const net_http_req *req)
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)cap);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+	if (req->ca_file)
+		curl_easy_setopt(e, CURLOPT_CAINFO, req->ca_file);
 	if (req->userpwd) {
 		curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 		curl_easy_setopt(e, CURLOPT_USERPWD, req->userpwd);
@@ -571,6 +573,8 @@ smtp_xfer_setup(http_xfer *x, const net_smtp_req *req)
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(e, CURLOPT_MAIL_FROM, req->from);
+	if (req->ca_file)
+		curl_easy_setopt(e, CURLOPT_CAINFO, req->ca_file);
 	curl_easy_setopt(e, CURLOPT_MAIL_RCPT, x->headers);
 	curl_easy_setopt(e, CURLOPT_READFUNCTION, smtp_read_cb);
 	curl_easy_setopt(e, CURLOPT_READDATA, x);

@@ -88,7 +88,8 @@ put_str(char **at, const char *s)
 static http_job *
 job_new(net_http_mt *m, const net_http_req *req, net_http_cb cb, void *arg)
 {
-	const char *strs[] = {req->method, req->url, req->userpwd};
+	const char *strs[] = {req->method, req->url, req->userpwd,
+			      req->ca_file};
 	size_t nh = 0, size = sizeof(http_job), i;
 	const char **hdrs = NULL;
 	http_job *j;
@@ -99,7 +100,7 @@ job_new(net_http_mt *m, const net_http_req *req, net_http_cb cb, void *arg)
 			nh++;
 	if (req->headers)
 		size += (nh + 1) * sizeof(char *);
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		size += strs[i] ? strlen(strs[i]) + 1 : 0;
 	for (i = 0; i < nh; i++)
 		size += strlen(req->headers[i]) + 1;
@@ -124,6 +125,7 @@ job_new(net_http_mt *m, const net_http_req *req, net_http_cb cb, void *arg)
 	j->req.method = put_str(&at, req->method);
 	j->req.url = put_str(&at, req->url);
 	j->req.userpwd = put_str(&at, req->userpwd);
+	j->req.ca_file = put_str(&at, req->ca_file);
 	j->req.body = NULL;
 	if (req->body_len) {
 		memcpy(at, req->body, req->body_len);

@@ -35,6 +35,8 @@ typedef struct net_http_req {
 	int64_t timeout_ms;	     /* whole request; 0 = 30 s */
 	size_t max_response;	     /* response body cap; 0 = 1 MiB */
 	const char *userpwd;	     /* HTTP basic "user:password", or NULL */
+	const char *ca_file;	     /* PEM CAs trusted for https instead of
+				      * the system's, or NULL */
 } net_http_req;
 
 typedef struct net_http_resp {
@@ -77,6 +79,7 @@ typedef struct net_smtp_req {
 	const void *message;
 	size_t message_len;
 	int64_t timeout_ms;	 /* 0 = 30 s */
+	const char *ca_file;	 /* PEM CAs for TLS instead of the system's */
 } net_smtp_req;
 
 int net_smtp_send(net_http *h, const net_smtp_req *req, net_http_cb cb,

@@ -174,6 +174,7 @@ send_webhook(net_http *http, const cfg_notifier *n, json_t *o, send_ctx *x)
 	req.body_len = strlen(body);
 	req.timeout_ms = n->timeout * 1000;
 	req.max_response = 64 * 1024;
+	req.ca_file = n->ca_file;
 	rc = net_http_request(http, &req, on_http_sent, x);
 out:
 	if (auth) {
@@ -400,6 +401,7 @@ send_smtp(net_http *http, const cfg_notifier *n, json_t *o, int64_t id,
 	req.message = m.data;
 	req.message_len = m.len;
 	req.timeout_ms = n->timeout * 1000;
+	req.ca_file = n->ca_file;
 	rc = net_smtp_send(http, &req, on_smtp_sent, x);
 out:
 	rn_buf_release(&to);

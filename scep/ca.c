@@ -183,6 +183,7 @@ scep_cacert_parse(const void *body, size_t len, const char *content_type,
 typedef struct ca_check {
 	net_http *http;
 	char *url; /* base, without the operation */
+	char *ca_file; /* the CA's cas[].ca_file, or NULL */
 	int64_t timeout_ms;
 	scep_ca_check_cb cb;
 	void *arg;
@@ -196,6 +197,7 @@ check_finish(ca_check *c)
 {
 	c->cb(c->arg, &c->info);
 	free(c->url);
+	free(c->ca_file);
 	free(c);
 }
 
@@ -215,6 +217,7 @@ check_start(ca_check *c, const char *op, net_http_cb cb)
 	req.url = url;
 	req.timeout_ms = c->timeout_ms;
 	req.max_response = RESP_CAP;
+	req.ca_file = c->ca_file;
 	rc = net_http_request(c->http, &req, cb, c);
 	free(url);
 	return rc;
@@ -342,7 +345,10 @@ scep_ca_check(net_http *http, const cfg_ca *ca, scep_ca_check_cb cb,
 	if (c == NULL)
 		return RN_ENOMEM;
 	c->url = rn_strdup(ca->url);
-	if (c->url == NULL) {
+	c->ca_file = rn_strdup(ca->ca_file);
+	if (c->url == NULL || (ca->ca_file && c->ca_file == NULL)) {
+		free(c->url);
+		free(c->ca_file);
 		free(c);
 		return RN_ENOMEM;
 	}
@@ -355,6 +361,7 @@ scep_ca_check(net_http *http, const cfg_ca *ca, scep_ca_check_cb cb,
 	rc = check_start(c, "GetCACaps", check_cacaps_done);
 	if (rc) {
 		free(c->url);
+		free(c->ca_file);
 		free(c);
 	}
 	return rc;

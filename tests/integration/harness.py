@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -352,17 +353,60 @@ class Hook:
 
 # ---- webhook receiver ---------------------------------------------------
 
+def tls_server_cert(d):
+    """A private CA and a server certificate for 127.0.0.1 it signed, in
+    directory d: returns (ca.pem, server.pem, server.key)."""
+    ca_key, ca = os.path.join(d, "tls-ca.key"), os.path.join(d, "tls-ca.pem")
+    key, csr = os.path.join(d, "tls-srv.key"), os.path.join(d, "tls-srv.csr")
+    crt, ext = os.path.join(d, "tls-srv.pem"), os.path.join(d, "tls-srv.ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName = IP:127.0.0.1\n"
+                "extendedKeyUsage = serverAuth\n")
+    for argv in (
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:P-256", "-nodes", "-keyout", ca_key,
+             "-out", ca, "-days", "2", "-subj", "/CN=renewd test TLS CA"],
+            ["openssl", "req", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+             "-out", csr, "-subj", "/CN=127.0.0.1"],
+            ["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey",
+             ca_key, "-CAcreateserial", "-out", crt, "-days", "2",
+             "-extfile", ext]):
+        p = subprocess.run(argv, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+        if p.returncode != 0:
+            raise RuntimeError("%s failed:\n%s" % (" ".join(argv), p.stdout))
+    return ca, crt, key
+
+
 class Receiver:
     """An HTTP server on 127.0.0.1 that records requests and answers
-    `status` (202 by default)."""
+    `status` (202 by default); HTTPS with tls=(certfile, keyfile)."""
 
-    def __init__(self, status=202, port=0):
+    def __init__(self, status=202, port=0, tls=None):
         self.requests = []
         self.lock = threading.Lock()
         self.status = status
         outer = self
 
+        self.tls_failures = 0
+
         class H(BaseHTTPRequestHandler):
+            def setup(self):
+                self.tls_failed = False
+                if isinstance(self.request, ssl.SSLSocket):
+                    try:
+                        self.request.do_handshake()
+                    except (ssl.SSLError, OSError):
+                        self.tls_failed = True
+                        with outer.lock:
+                            outer.tls_failures += 1
+                super().setup()
+
+            def handle(self):
+                if not self.tls_failed:
+                    super().handle()
+
             def do_POST(self):
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n) if n else b""
@@ -386,13 +430,22 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", port), H)
         self.server.daemon_threads = True
+        self.scheme = "http"
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(tls[0], tls[1])
+            # the handshake in the handler's thread, not in accept()
+            self.server.socket = ctx.wrap_socket(
+                self.server.socket, server_side=True,
+                do_handshake_on_connect=False)
+            self.scheme = "https"
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever,
                                        daemon=True)
         self.thread.start()
 
     def url(self, path="/push"):
-        return "http://127.0.0.1:%d%s" % (self.port, path)
+        return "%s://127.0.0.1:%d%s" % (self.scheme, self.port, path)
 
     def got(self):
         with self.lock:
@@ -779,8 +832,8 @@ class RenewdTestCase(unittest.TestCase):
         self.addCleanup(f.close)
         return f
 
-    def receiver(self, status=202, port=0):
-        r = Receiver(status, port)
+    def receiver(self, status=202, port=0, tls=None):
+        r = Receiver(status, port, tls)
         self._receivers.append(r)
         self.addCleanup(r.close)
         return r

@@ -22,6 +22,10 @@
 #include <cmocka.h>
 
 #include "common/common.h"
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "config/config.h"
 
 #define DAY 86400
@@ -400,6 +404,91 @@ test_defaults(void **state)
 	assert_string_equal(c->http.public_url, "http://0.0.0.0:9999");
 	cfg_free(c);
 	cfg_free(NULL);
+}
+
+/* A self-signed P-256 certificate in PEM, as a ca_file holds. */
+static void
+write_test_ca_pem(const char *name)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	FILE *f;
+
+	assert_non_null(k);
+	assert_non_null(x);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+				   (const unsigned char *)"test CA", -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	X509_set_pubkey(x, k);
+	assert_true(X509_sign(x, k, EVP_sha256()) > 0);
+	f = fopen(name, "w");
+	assert_non_null(f);
+	assert_int_equal(PEM_write_X509(f, x), 1);
+	assert_int_equal(fclose(f), 0);
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+
+/* ca_file: for the CAs, the MDM and the webhook/smtp notifiers; the file
+ * is read and must hold a certificate when the config is loaded. */
+static void
+test_ca_file(void **state)
+{
+	cfg *c;
+
+	(void)state;
+	write_test_ca_pem("ca.pem");
+	write_file("notpem.txt", "not a certificate\n");
+	write_file("challenge", "c\n");
+	c = expect_ok("certificate_authorities:\n"
+		      "  - name: A\n"
+		      "    url: https://ca.example.com/scep\n"
+		      "    challenge_file: challenge\n"
+		      "    ca_file: ca.pem\n"
+		      "mdm:\n"
+		      "  driver: webhook\n"
+		      "  url: https://mdm.example.com/push\n"
+		      "  ca_file: ca.pem\n"
+		      "notifiers:\n"
+		      "  - name: w\n"
+		      "    driver: webhook\n"
+		      "    url: https://hooks.example.com/x\n"
+		      "    ca_file: ca.pem\n"
+		      "    events: [\"*\"]\n");
+	assert_string_equal(c->cas[0].ca_file, "ca.pem");
+	assert_string_equal(c->mdm.ca_file, "ca.pem");
+	assert_string_equal(c->notifiers[0].ca_file, "ca.pem");
+	cfg_free(c);
+	c = expect_ok("mdm:\n"
+		      "  command: [x]\n");
+	assert_null(c->mdm.ca_file);
+	cfg_free(c);
+
+	expect_errors("mdm:\n"
+		      "  driver: webhook\n"
+		      "  url: https://mdm.example.com/push\n"
+		      "  ca_file: missing.pem\n"
+		      "notifiers:\n"
+		      "  - name: e\n"
+		      "    driver: exec\n"
+		      "    command: [/bin/true]\n"
+		      "    ca_file: ca.pem\n"
+		      "    events: [\"*\"]\n"
+		      "  - name: w\n"
+		      "    driver: webhook\n"
+		      "    url: https://hooks.example.com/x\n"
+		      "    ca_file: notpem.txt\n"
+		      "    events: [\"*\"]\n",
+		      "4:12: cannot read 'missing.pem' named by 'ca_file': "
+		      "no such file or directory",
+		      "9:5: 'notifiers[0].ca_file' does not apply to driver "
+		      "'exec'",
+		      "14:14: 'notpem.txt' named by 'ca_file' holds no PEM "
+		      "certificate",
+		      NULL);
 }
 
 /* ---- errors, one kind at a time --------------------------------------- */
@@ -892,6 +981,7 @@ main(void)
 		cmocka_unit_test(test_three_errors),
 		cmocka_unit_test(test_syntax_error),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_ca_file),
 		cmocka_unit_test(test_policy_match),
 	};
 
