@@ -78,6 +78,7 @@ struct http_xfer {
 	rn_buf resp;
 	int too_big;
 	int nomem;
+	int body_kept;	/* POST the caller's body, not a copy */
 	net_http_cb cb;
 	void *arg;
 	char errbuf[CURL_ERROR_SIZE];
@@ -473,7 +474,7 @@ http_xfer_setup(http_xfer *x, const net_http_req *req)
 	CURL *e = x->easy;
 
 	rn_buf_init(&x->resp, cap);
-	if (req->body_len) {
+	if (req->body_len && !x->body_kept) {
 		x->body = malloc(req->body_len);
 		if (x->body == NULL)
 			return RN_ENOMEM;
@@ -518,7 +519,8 @@ http_xfer_setup(http_xfer *x, const net_http_req *req)
 		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
 	} else {
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS,
-				 x->body ? x->body : "");
+				 x->body_kept && req->body_len ? req->body
+				 : x->body ? x->body : "");
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
 				 (curl_off_t)req->body_len);
 		if (strcmp(method, "POST") != 0)
@@ -638,22 +640,44 @@ http_setup_any(http_xfer *x, const void *req)
 }
 
 static int
+http_setup_body_kept(http_xfer *x, const void *req)
+{
+	x->body_kept = 1;
+	return http_xfer_setup(x, req);
+}
+
+static int
 smtp_setup_any(http_xfer *x, const void *req)
 {
 	return smtp_xfer_setup(x, req);
+}
+
+static int
+request_ok(const net_http *h, const net_http_req *req, net_http_cb cb)
+{
+	return h != NULL && req != NULL && req->url != NULL && cb != NULL &&
+	       (req->body != NULL || req->body_len == 0) &&
+	       http_method_ok(req->method ? req->method : "GET");
 }
 
 int
 net_http_request(net_http *h, const net_http_req *req, net_http_cb cb,
 		 void *arg)
 {
-	if (h == NULL || req == NULL || req->url == NULL || cb == NULL ||
-	    (req->body == NULL && req->body_len) ||
-	    !http_method_ok(req->method ? req->method : "GET"))
+	if (!request_ok(h, req, cb))
 		return RN_EINVAL;
 	if (h->mt)
 		return http_mt_request(h->mt, req, cb, arg);
 	return xfer_start(h, http_setup_any, req, cb, arg);
+}
+
+int
+http_request_body_kept(net_http *h, const net_http_req *req, net_http_cb cb,
+		       void *arg)
+{
+	if (!request_ok(h, req, cb) || h->mt)
+		return RN_EINVAL;
+	return xfer_start(h, http_setup_body_kept, req, cb, arg);
 }
 
 int

@@ -212,8 +212,8 @@ worker_wake(uv_async_t *a)
 		if (stop) {
 			job_fail(j, RN_ECANCELED, "cancelled");
 			answer(m, j);
-		} else if (net_http_request(m->inner, &j->req, worker_done,
-					    j) != 0) {
+		} else if (http_request_body_kept(m->inner, &j->req,
+						  worker_done, j) != 0) {
 			job_fail(j, RN_EIO, "cannot start the request");
 			answer(m, j);
 		}
