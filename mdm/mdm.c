@@ -893,8 +893,6 @@ micromdm_body(const char *enr, const char *request_type, const char *payload,
 {
 	jw w = {RN_BUF_INIT, RN_OK, 0};
 
-	if (request_type == NULL)
-		return RN_EINVAL;
 	jw_str(&w, "udid", enr);
 	jw_str(&w, "request_type", request_type);
 	if (payload != NULL)

@@ -1285,9 +1285,6 @@ on_step(uv_timer_t *t)
 		}
 		return;
 	}
-	/* a dispatch this step writes the outcomes in its transaction */
-	if (!sc->dispatch_pending || !dispatch_worth(sc))
-		outcomes_write(sc);
 	if (sc->rearm_cursor >= 0 && !sc->store_full)
 		rearm_batch(sc);
 	if (sc->store_full)
@@ -1299,8 +1296,10 @@ on_step(uv_timer_t *t)
 		if (dispatch_worth(sc))
 			dispatch(sc);
 	}
+	/* the last iteration's outcomes, unless a dispatch round wrote them
+	 * in its transaction */
 	if (sc->pend_head && !sc->store_full)
-		outcomes_write(sc); /* no dispatch took them */
+		outcomes_write(sc);
 	if (!sc->store_full &&
 	    (sc->scanning || sc->dispatch_pending || sc->rearm_cursor >= 0))
 		schedule_step(sc);
