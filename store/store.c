@@ -170,7 +170,9 @@ static const char *const sql_text[ST__COUNT] = {
 	 * A scan batch is the first `limit` rows of the due queue, up to
 	 * and including the key (renew_at, cert_id) found by ST_SCAN_BOUND,
 	 * handled by four set-based statements: one INSERT ... SELECT for
-	 * the jobs, one for their events, one range DELETE. Per-row
+	 * the jobs (from the queue rows alone: each carries its
+	 * certificate's triple), one for their events, one range DELETE.
+	 * Per-row
 	 * statements cost 3 executions per certificate, each rebuilding the
 	 * CHECK constraints' IN lists.
 	 */
@@ -183,11 +185,10 @@ static const char *const sql_text[ST__COUNT] = {
 	[ST_SCAN_ENQUEUE] =
 	    "INSERT INTO renewal_jobs (host_uuid, profile_uuid, ca_name, kind, "
 	    "cert_id, state, attempts, next_attempt_at, created_at, "
-	    "updated_at) SELECT c.host_uuid, c.profile_uuid, c.ca_name, "
-	    "'renew', s.cert_id, 'queued', 0, ?1, ?1, ?1 FROM "
-	    "renewal_schedule s JOIN managed_certificates c ON "
-	    "c.id = s.cert_id WHERE (s.renew_at, s.cert_id) <= (?2, ?3) "
-	    "ORDER BY s.renew_at, s.cert_id ON CONFLICT DO NOTHING",
+	    "updated_at) SELECT host_uuid, profile_uuid, ca_name, 'renew', "
+	    "cert_id, 'queued', 0, ?1, ?1, ?1 FROM renewal_schedule WHERE "
+	    "(renew_at, cert_id) <= (?2, ?3) ORDER BY renew_at, cert_id "
+	    "ON CONFLICT DO NOTHING",
 	[ST_SCAN_EVENTS] = "INSERT INTO job_events (job_id, at, event, "
 			   "detail) SELECT id, ?1, 'enqueued', 'certificate ' "
 			   "|| cert_id || ' is due' FROM renewal_jobs WHERE "
@@ -198,9 +199,10 @@ static const char *const sql_text[ST__COUNT] = {
 			 "renew_at = (SELECT renew_at FROM "
 			 "managed_certificates WHERE id = ?1)",
 	[ST_SCHED_INSERT] = "INSERT OR IGNORE INTO renewal_schedule "
-			    "(renew_at, cert_id) SELECT ?2, id FROM "
-			    "managed_certificates WHERE id = ?1 AND "
-			    "state = 'active'",
+			    "(renew_at, cert_id, host_uuid, profile_uuid, "
+			    "ca_name) SELECT ?2, id, host_uuid, profile_uuid, "
+			    "ca_name FROM managed_certificates WHERE id = ?1 "
+			    "AND state = 'active'",
 	[ST_SCHED_DROP_CURRENT] =
 	    "DELETE FROM renewal_schedule WHERE (renew_at, cert_id) IN "
 	    "(SELECT renew_at, id FROM managed_certificates WHERE "

@@ -333,8 +333,10 @@ def fill_sql(n, due, t_due, now, layout, with_schedule=True):
               "ELSE %d + 3600 + abs(random()) %% %d END" % (
                   step, step, due, t_due, t_due, year))
     hu = "printf('%08X-BE4C-4000-8000-%012X', (i * 2654435761) % 4294967296, i)"
-    sched = ("INSERT INTO renewal_schedule (renew_at, cert_id) "
-             "SELECT r, i FROM ra;\n") if with_schedule else ""
+    sched = ("INSERT INTO renewal_schedule (renew_at, cert_id, host_uuid, "
+             "profile_uuid, ca_name) SELECT r, i, %s, '%s', '%s' FROM ra "
+             "ORDER BY r, i;\n" % (hu, PROFILE_UUID, CA_NAME)
+             ) if with_schedule else ""
     return """
 PRAGMA journal_mode=WAL;
 PRAGMA synchronous=OFF;

@@ -185,6 +185,40 @@ teardown(void **state)
 	return 0;
 }
 
+static char *query_text(sqlite3 *db, const char *sql);
+
+/*
+ * After every test on the fixture fleet: each due-queue row carries its
+ * certificate's triple and renew_at, and only current certificates are
+ * queued (the scan makes jobs from the queue rows alone).
+ */
+static int
+teardown_data(void **state)
+{
+	fx *f = *state;
+	sqlite3 *db;
+	char *v;
+
+	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY,
+					 NULL),
+			 SQLITE_OK);
+	v = query_text(db, "SELECT COUNT(*) || ' of ' || (SELECT COUNT(*) "
+			   "FROM renewal_schedule) FROM renewal_schedule s "
+			   "LEFT JOIN managed_certificates c ON c.id = "
+			   "s.cert_id WHERE c.id IS NULL OR s.renew_at IS NOT "
+			   "c.renew_at OR s.host_uuid IS NOT c.host_uuid OR "
+			   "s.profile_uuid IS NOT c.profile_uuid OR s.ca_name "
+			   "IS NOT c.ca_name OR c.state IS NOT 'active'");
+	assert_non_null(v);
+	if (strncmp(v, "0 of", 4) != 0)
+		print_message("due queue rows that disagree with their "
+			      "certificate: %s\n", v);
+	assert_true(strncmp(v, "0 of", 4) == 0);
+	free(v);
+	sqlite3_close(db);
+	return teardown(state);
+}
+
 static void
 expect_cert(store *s, int64_t id, const char *state, int64_t renew_at)
 {
@@ -463,23 +497,26 @@ test_layout_wal_indexes_plan(void **state)
 		sqlite3_finalize(st);
 	}
 
-	/* the due scan is a range read on the renewal_schedule primary key,
-	 * with each certificate fetched by rowid */
+	/* the due scan is a range read on the renewal_schedule primary key
+	 * and nothing else: the queue rows carry what a job needs, so no
+	 * certificate row is read (schema 6) */
 	assert_int_equal(
 	    sqlite3_prepare_v2(db,
-			       "EXPLAIN QUERY PLAN SELECT s.cert_id, "
-			       "c.host_uuid FROM renewal_schedule s JOIN "
-			       "managed_certificates c ON c.id = s.cert_id "
-			       "WHERE s.renew_at <= 5 ORDER BY s.renew_at "
-			       "LIMIT 10",
+			       "EXPLAIN QUERY PLAN SELECT host_uuid, "
+			       "profile_uuid, ca_name, cert_id FROM "
+			       "renewal_schedule WHERE (renew_at, cert_id) <= "
+			       "(5, 9) ORDER BY renew_at, cert_id",
 			       -1, &st, NULL),
 	    SQLITE_OK);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		const char *d = (const char *)sqlite3_column_text(st, 3);
 		if (d == NULL)
 			continue;
-		if (strstr(d, "SEARCH s USING PRIMARY KEY (renew_at<?)"))
+		if (strstr(d, "SEARCH renewal_schedule USING PRIMARY KEY "
+			      "((renew_at,cert_id)<"))
 			uses_range = 1;
+		else
+			scans_table = 1; /* another table, or another way */
 		if (strncmp(d, "SCAN", 4) == 0 && strstr(d, "INDEX") == NULL)
 			scans_table = 1;
 		if (strstr(d, "TEMP B-TREE"))
@@ -1310,22 +1347,23 @@ writes_index(sqlite3 *db, const char *sql, const char *name)
 	return found;
 }
 
-/* A database at schema version 3 (the migration strings up to 3) with
- * `sql` run on it by a plain connection (foreign keys off, as sqlite3's
- * default). */
+/* A database at schema `version` (the migration strings up to it; not
+ * the CHECK rewrites) with `sql` run on it by a plain connection (foreign
+ * keys off, as sqlite3's default). */
 static void
-make_v3(fx *f, const char *sql)
+make_at(fx *f, int version, const char *sql)
 {
 	sqlite3 *db;
+	char pragma[64];
 	int i;
 
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < version; i++)
 		assert_int_equal(sqlite3_exec(db, store_migrations[i], NULL,
 					      NULL, NULL),
 				 SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 3", NULL,
-				      NULL, NULL),
+	snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", version);
+	assert_int_equal(sqlite3_exec(db, pragma, NULL, NULL, NULL),
 			 SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
@@ -1376,7 +1414,7 @@ test_migrate_v3_jobs(void **state)
 	char *v;
 	int64_t id = 0;
 
-	make_v3(f, V3_ROWS);
+	make_at(f, 3, V3_ROWS);
 	assert_int_equal(open_rw(f), RN_OK);
 	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
 
@@ -1593,6 +1631,90 @@ test_full_disk_helpers(void **state)
 	store_job_release(&j);
 }
 
+/*
+ * Migration 6 copies each due-queue row's certificate triple into it: an
+ * old queue keeps its order, a certificate with an open job stays out,
+ * and the first scan after the upgrade makes the job from the queue row.
+ */
+static void
+test_migrate_v5_queue(void **state)
+{
+	fx *f = *state;
+	store_job j;
+	sqlite3 *db;
+	char *v;
+	int seen = -1, enq = -1;
+
+	make_at(f, 5,
+		"INSERT INTO hosts (uuid, first_seen, last_seen) VALUES "
+		"('h-1', 1, 1), ('h-2', 1, 1), ('h-3', 1, 1);"
+		"INSERT INTO profiles (uuid, identifier, template, sha256, "
+		"updated_at) VALUES ('p-1', 'com.example.wifi', x'00', 'ab', "
+		"1);"
+		"INSERT INTO managed_certificates (id, host_uuid, profile_uuid, "
+		"ca_name, serial, subject, sha256, not_valid_before, "
+		"not_valid_after, state, renew_at, created_at, updated_at) "
+		"VALUES (7, 'h-1', 'p-1', 'ca1', '07', 'CN=h-1', 'c7', 1, 99, "
+		"'active', 5, 1, 1), (8, 'h-2', 'p-1', 'ca2', '08', 'CN=h-2', "
+		"'c8', 1, 99, 'active', 50, 1, 1), (9, 'h-3', 'p-1', 'ca1', "
+		"'09', 'CN=h-3', 'c9', 1, 99, 'active', 6, 1, 1), (6, 'h-1', "
+		"'p-1', 'ca1', '06', 'CN=h-1', 'c6', 1, 9, 'superseded', 2, 1, "
+		"1);"
+		"INSERT INTO renewal_jobs (id, host_uuid, profile_uuid, ca_name, "
+		"kind, cert_id, state, next_attempt_at, created_at, updated_at) "
+		"VALUES (1, 'h-3', 'p-1', 'ca1', 'renew', 9, 'pushed', 6, 6, 6);"
+		"INSERT INTO renewal_schedule (renew_at, cert_id) VALUES "
+		"(50, 8), (5, 7);");
+	assert_int_equal(open_rw(f), RN_OK);
+	assert_int_equal(store_schema_version(f->s), STORE_SCHEMA_VERSION);
+
+	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY,
+					 NULL),
+			 SQLITE_OK);
+	v = query_text(db, "SELECT group_concat(renew_at || ':' || cert_id || "
+			   "':' || host_uuid || ':' || profile_uuid || ':' || "
+			   "ca_name, ' ') FROM renewal_schedule");
+	assert_string_equal(v, "5:7:h-1:p-1:ca1 50:8:h-2:p-1:ca2");
+	free(v);
+	sqlite3_close(db);
+
+	assert_int_equal(store_scan_due(f->s, 10, 100, &seen, &enq), RN_OK);
+	assert_int_equal(seen, 1);
+	assert_int_equal(enq, 1);
+	assert_int_equal(store_job_open(f->s, "h-1", "p-1", "ca1", &j), RN_OK);
+	assert_string_equal(j.kind, "renew");
+	assert_true(j.cert_id == 7);
+	assert_string_equal(j.state, JOB_QUEUED);
+	store_job_release(&j);
+	assert_true(store_next_due(f->s) == 50);
+	/* a certificate installed now is queued with its triple */
+	{
+		store_cert c;
+		int dup = -1;
+
+		memset(&c, 0, sizeof(c));
+		c.host_uuid = (char *)"h-2";
+		c.profile_uuid = (char *)"p-1";
+		c.ca_name = (char *)"ca2";
+		c.serial = (char *)"0A";
+		c.subject = (char *)"CN=h-2";
+		c.sha256 = (char *)"ca";
+		c.not_valid_before = 1;
+		c.not_valid_after = 999;
+		c.renew_at = 70;
+		c.policy = (char *)"default";
+		assert_int_equal(store_cert_install(f->s, &c, 0, 10, &dup),
+				 RN_OK);
+		assert_int_equal(dup, 0);
+	}
+	assert_true(store_next_due(f->s) == 70);
+	assert_int_equal(store_scan_due(f->s, 80, 100, &seen, &enq), RN_OK);
+	assert_int_equal(enq, 1);
+	assert_int_equal(store_job_open(f->s, "h-2", "p-1", "ca2", &j), RN_OK);
+	assert_false(j.cert_id == 8);
+	store_job_release(&j);
+}
+
 int
 main(void)
 {
@@ -1609,32 +1731,34 @@ main(void)
 						setup_empty, teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_v3_jobs,
 						setup_empty, teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_v5_queue,
+						setup_empty, teardown_data),
 		cmocka_unit_test_setup_teardown(test_scan_connection,
-						setup_data, teardown),
+						setup_data, teardown_data),
 		cmocka_unit_test_setup_teardown(test_layout_wal_indexes_plan,
-						setup_data, teardown),
+						setup_data, teardown_data),
 		cmocka_unit_test_setup_teardown(test_foreign_keys_on,
-						setup_data, teardown),
+						setup_data, teardown_data),
 		cmocka_unit_test_setup_teardown(test_host_profile_roundtrip,
-						setup_data, teardown),
+						setup_data, teardown_data),
 		cmocka_unit_test_setup_teardown(test_scan_due, setup_data,
-						teardown),
+						teardown_data),
 		cmocka_unit_test_setup_teardown(test_enqueue_open_triple,
-						setup_data, teardown),
+						setup_data, teardown_data),
 		cmocka_unit_test_setup_teardown(test_job_lifecycle, setup_data,
-						teardown),
+						teardown_data),
 		cmocka_unit_test_setup_teardown(test_jobs_due_order,
-						setup_data, teardown),
+						setup_data, teardown_data),
 		cmocka_unit_test_setup_teardown(test_certs_each_filters,
-						setup_data, teardown),
+						setup_data, teardown_data),
 		cmocka_unit_test_setup_teardown(test_tokens_and_lookups,
-						setup_data, teardown),
+						setup_data, teardown_data),
 		cmocka_unit_test_setup_teardown(test_proxy_auth_one_read,
-						setup_data, teardown),
+						setup_data, teardown_data),
 		cmocka_unit_test_setup_teardown(test_mdm_ingest, setup_data,
-						teardown),
+						teardown_data),
 		cmocka_unit_test_setup_teardown(test_full_disk_helpers,
-						setup_data, teardown),
+						setup_data, teardown_data),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
