@@ -1442,7 +1442,9 @@ load_notifier(ld *l, const fld *item, cfg_notifier *n, yaml_node_t **name)
 		get_bool(l, &f[N_STARTTLS], &n->starttls);
 	if (f[N_TIMEOUT].v)
 		get_dur(l, &f[N_TIMEOUT], "30s", 1, &n->timeout);
-	if (f[N_CA_FILE].v)
+	/* not read for a driver it does not apply to: that error says it */
+	if (f[N_CA_FILE].v && (!driver_ok || n->driver == CFG_NOTIF_WEBHOOK ||
+			       n->driver == CFG_NOTIF_SMTP))
 		get_ca_file(l, &f[N_CA_FILE], &n->ca_file);
 
 	get_secret(l, &f[N_TOKEN_ENV], &f[N_TOKEN_FILE], &n->token);

@@ -475,7 +475,7 @@ test_ca_file(void **state)
 		      "  - name: e\n"
 		      "    driver: exec\n"
 		      "    command: [/bin/true]\n"
-		      "    ca_file: ca.pem\n"
+		      "    ca_file: notpem.txt\n"
 		      "    events: [\"*\"]\n"
 		      "  - name: w\n"
 		      "    driver: webhook\n"
