@@ -95,9 +95,12 @@ def post_webhooks(url, udids, threads=4):
 
 def counts(db, kind):
     """{state: jobs} of one kind, plus 'hosts_verified': hosts with a
-    verified job of that kind."""
-    c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=30)
+    verified job of that kind, both from one snapshot of the database
+    (renewd verifies jobs between two statements otherwise)."""
+    c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=30,
+                        isolation_level=None)
     try:
+        c.execute("BEGIN")
         rows = c.execute("SELECT state, COUNT(*) FROM renewal_jobs WHERE "
                          "kind = ? GROUP BY state", (kind,)).fetchall()
         hv = c.execute("SELECT COUNT(DISTINCT host_uuid) FROM renewal_jobs "
