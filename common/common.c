@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "common.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -288,7 +289,8 @@ rn_base64(const void *data, size_t len)
  * Base64 by a table of all 4,096 pairs of characters: one lookup per 12
  * bits. Each push carries its profile (about 4 KiB) in base64, and
  * OpenSSL's EVP_EncodeBlock spent about 10 instructions a byte on it,
- * 14% of the loop's per renewal; this takes about 6.
+ * 14% of the loop's per renewal; this takes about 4 (6 with one group
+ * of three bytes a turn).
  */
 static char b64_pairs[4096][2];
 static pthread_once_t b64_once = PTHREAD_ONCE_INIT;
@@ -315,7 +317,19 @@ rn_base64_to(char *out, const void *data, size_t len)
 	uint32_t v;
 
 	pthread_once(&b64_once, b64_pairs_init);
-	for (i = 0; i < whole; i += 3, o += 4) {
+	/* six bytes a turn from one 8-byte big-endian load (two bytes of
+	 * it unused, so it stops 8 bytes before the end) */
+	for (i = 0; i + 8 <= len; i += 6, o += 8) {
+		uint64_t w;
+
+		memcpy(&w, p + i, 8);
+		w = be64toh(w);
+		memcpy(o, b64_pairs[w >> 52], 2);
+		memcpy(o + 2, b64_pairs[(w >> 40) & 0xfff], 2);
+		memcpy(o + 4, b64_pairs[(w >> 28) & 0xfff], 2);
+		memcpy(o + 6, b64_pairs[(w >> 16) & 0xfff], 2);
+	}
+	for (; i < whole; i += 3, o += 4) {
 		v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
 		memcpy(o, b64_pairs[v >> 12], 2);
 		memcpy(o + 2, b64_pairs[v & 0xfff], 2);
