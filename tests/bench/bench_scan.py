@@ -74,7 +74,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--certs", type=int, default=1000000)
     ap.add_argument("--due", type=int, default=10000)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--layout", default="both",
                     choices=("clustered", "scattered", "both"))
     a = ap.parse_args()
