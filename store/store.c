@@ -2260,24 +2260,43 @@ out:
 	return tx_end(s, own, rc);
 }
 
-/* The certificate a final job was renewing goes back to the due index. */
+/*
+ * A job that ends without a new certificate puts its triple's current
+ * certificate back into the due queue at rearm_at, if the certificate is
+ * out of it. That is usually the certificate the job was renewing, but
+ * not always: a certificate installed while the job was open (an import,
+ * the API) leaves the queue at its due time without a job of its own,
+ * because the triple's open job renews it. Either way, once no job is
+ * open for the triple its current certificate must be queued again, or
+ * nothing would ever renew it. One still queued keeps its due time.
+ */
 static int
 rearm_cert(store *s, int64_t id, int64_t rearm_at, int64_t now)
 {
 	store_job j;
+	store_cert cur;
 	sqlite3_stmt *st;
 	int rc = store_job_get(s, id, &j);
 
 	if (rc)
 		return rc;
-	if (j.cert_id && rearm_at) {
-		st = stmt(s, ST_CERT_REARM);
-		sqlite3_bind_int64(st, 1, j.cert_id);
-		sqlite3_bind_int64(st, 2, rearm_at);
-		sqlite3_bind_int64(st, 3, now);
-		rc = exec_stmt(s, st, NULL);
-		if (rc == RN_OK)
-			rc = schedule(s, j.cert_id, rearm_at);
+	if (rearm_at) {
+		rc = store_cert_current(s, j.host_uuid, j.profile_uuid,
+					j.ca_name, &cur);
+		if (rc == RN_ENOTFOUND) {
+			rc = RN_OK; /* nothing issued yet */
+		} else if (rc == RN_OK) {
+			if (strcmp(cur.state, "renewing") == 0) {
+				st = stmt(s, ST_CERT_REARM);
+				sqlite3_bind_int64(st, 1, cur.id);
+				sqlite3_bind_int64(st, 2, rearm_at);
+				sqlite3_bind_int64(st, 3, now);
+				rc = exec_stmt(s, st, NULL);
+				if (rc == RN_OK)
+					rc = schedule(s, cur.id, rearm_at);
+			}
+			store_cert_release(&cur);
+		}
 	}
 	store_job_release(&j);
 	return rc;

@@ -665,6 +665,62 @@ test_enqueue_open_triple(void **state)
 	expect_cert(f->s, f->cert[9], "renewing", -1);
 }
 
+/*
+ * A certificate installed for a triple while a job is open for it leaves
+ * the due queue at its due time without a job of its own (the open job
+ * renews it). When that job ends without a certificate, the triple's
+ * current certificate goes back into the queue, even when it is not the
+ * one the job was started for; one still queued keeps its due time.
+ */
+static void
+test_job_end_rearms_current(void **state)
+{
+	fx *f = *state;
+	store_cert c;
+	int64_t issue = 0, resend = 0, x, y;
+	int seen, enq, dup = -1;
+
+	/* an issue job for a triple without a certificate */
+	assert_int_equal(store_job_enqueue(f->s, f->hosts[0], PROF2, CA,
+					   "issue", 0, "enrolled", NOW - 500,
+					   &issue),
+			 RN_OK);
+	/* a certificate for it arrives by import, already due */
+	fill_cert(&c, f->hosts[0], PROF2, 100, NOW - 50);
+	assert_int_equal(store_cert_install(f->s, &c, 0, NOW - 400, &dup),
+			 RN_OK);
+	x = c.id;
+	expect_cert(f->s, x, "active", NOW - 50);
+	/* the scan takes it out of the queue: the issue job renews it */
+	assert_int_equal(store_scan_due(f->s, NOW, 100, &seen, &enq), RN_OK);
+	assert_int_equal(seen, NDUE + 1);
+	assert_int_equal(enq, NDUE);
+	expect_cert(f->s, x, "renewing", -1);
+	/* the issue job is cancelled: the certificate is queued again */
+	assert_int_equal(store_job_cancel(f->s, issue, "operator", NOW + DAY,
+					  NOW + 1),
+			 RN_OK);
+	expect_cert(f->s, x, "active", NOW + DAY);
+
+	/* a resend of x, then a newer certificate y while it is open */
+	assert_int_equal(store_job_enqueue(f->s, f->hosts[0], PROF2, CA,
+					   "resend", x, "operator", NOW + 2,
+					   &resend),
+			 RN_OK);
+	expect_cert(f->s, x, "renewing", -1);
+	fill_cert(&c, f->hosts[0], PROF2, 101, NOW + 5 * DAY);
+	assert_int_equal(store_cert_install(f->s, &c, 0, NOW + 3, &dup),
+			 RN_OK);
+	y = c.id;
+	expect_cert(f->s, x, "superseded", -1);
+	expect_cert(f->s, y, "active", NOW + 5 * DAY);
+	/* the resend fails for good: y, still queued, keeps its time */
+	assert_int_equal(store_job_cancel(f->s, resend, "operator", NOW + DAY,
+					  NOW + 4),
+			 RN_OK);
+	expect_cert(f->s, y, "active", NOW + 5 * DAY);
+}
+
 /* ---- job life cycle --------------------------------------------------- */
 
 static void
@@ -1744,6 +1800,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_scan_due, setup_data,
 						teardown_data),
 		cmocka_unit_test_setup_teardown(test_enqueue_open_triple,
+						setup_data, teardown_data),
+		cmocka_unit_test_setup_teardown(test_job_end_rearms_current,
 						setup_data, teardown_data),
 		cmocka_unit_test_setup_teardown(test_job_lifecycle, setup_data,
 						teardown_data),
