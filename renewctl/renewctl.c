@@ -1763,11 +1763,15 @@ cmd_plan(ctl *c, int argc, char **argv)
 	else
 		ctl_table_add(&p.l.table, "CERT", "HOST", "PROFILE", "CA",
 			      "NOT_AFTER", "RENEW_AT", "POLICY", "WHEN");
+	/* certificates being renewed (their triple's job is open), then
+	 * the queued ones due within the window */
 	memset(&f, 0, sizeof(f));
 	f.state = "renewing";
+	f.open_job = 1;
 	rc = store_certs_each(s, &f, ctl_plan_row, &p);
 	if (rc == RN_OK) {
 		f.state = "active";
+		f.open_job = 0;
 		f.renew_before = c->now + within;
 		rc = store_certs_each(s, &f, ctl_plan_row, &p);
 	}

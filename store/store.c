@@ -1633,10 +1633,26 @@ store_certs_each(store *s, const store_cert_filter *f, store_cert_cb cb,
 		rn_buf_adds(&sql, " AND not_valid_after < ?3");
 		order = " ORDER BY not_valid_after";
 	}
+	/*
+	 * The next two read a range of the due queue, or the open jobs,
+	 * instead of every certificate (1,000,000 certificates: 0.8 s and
+	 * 5.1 s as a scan of the table). A queued row's renew_at is its
+	 * certificate's; CROSS JOIN keeps the open jobs as the outer loop
+	 * (SQLite otherwise walks every active certificate).
+	 */
 	if (f->renew_before) {
-		rn_buf_adds(&sql, " AND renew_at <= ?4");
+		rn_buf_adds(&sql, " AND renew_at <= ?4 AND id IN (SELECT "
+				  "cert_id FROM renewal_schedule WHERE "
+				  "renew_at <= ?4)");
 		order = " ORDER BY renew_at";
 	}
+	if (f->open_job)
+		rn_buf_adds(&sql, " AND id IN (SELECT c.id FROM renewal_jobs j "
+				  "CROSS JOIN managed_certificates c ON "
+				  "c.host_uuid = j.host_uuid AND c.profile_uuid "
+				  "= j.profile_uuid AND c.ca_name = j.ca_name "
+				  "AND c.state = 'active' WHERE j." OPEN_STATES
+				  ")");
 	rn_buf_adds(&sql, order);
 	if (f->limit)
 		rn_buf_adds(&sql, " LIMIT ?5");

@@ -190,7 +190,8 @@ typedef struct store_cert_filter {
 	const char *host_uuid;	/* or NULL */
 	const char *state;	/* or NULL = all */
 	int64_t expiring_before; /* not_valid_after < this, 0 = no filter */
-	int64_t renew_before;	/* renew_at <= this for active ones (plan) */
+	int64_t renew_before;	/* in the due queue with renew_at <= this */
+	int open_job;		/* current, and its triple has an open job */
 	int64_t limit;		/* 0 = no limit */
 } store_cert_filter;
 

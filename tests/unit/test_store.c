@@ -1094,6 +1094,48 @@ test_certs_each_filters(void **state)
 	assert_int_equal(l.n, 2); /* certs 3 and 5 (4 superseded) */
 	assert_true(l.id[0] == f->cert[3]);
 	assert_true(l.id[1] == f->cert[5]);
+	/* ... a certificate with an open job is not among them, however
+	 * early its renew_at */
+	flt.renew_before = NOW + 100 * DAY;
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_certs_each(f->s, &flt, cert_cb, &l), RN_OK);
+	assert_int_equal(l.n, NCERTS - NDUE);
+	for (i = 0; i < l.n; i++)
+		assert_true(l.id[i] != f->cert[0] && l.id[i] != f->cert[1] &&
+			    l.id[i] != f->cert[2]);
+
+	/* plan: the current certificates whose triple has an open job,
+	 * the scan's (0..2) and one taken over by an earlier job: host 6's
+	 * certificate superseded by an import while a resend of it is open
+	 * (the import is what the job now renews) */
+	{
+		int64_t rj = 0, imported;
+
+		assert_int_equal(store_job_enqueue(f->s, f->hosts[6], PROF, CA,
+						   "resend", f->cert[6], "op",
+						   NOW, &rj),
+				 RN_OK);
+		fill_cert(&c, f->hosts[6], PROF, 201, NOW + 200 * DAY);
+		assert_int_equal(store_cert_install(f->s, &c, 0, NOW, &dup),
+				 RN_OK);
+		imported = c.id;
+		memset(&flt, 0, sizeof(flt));
+		flt.state = "renewing";
+		flt.open_job = 1;
+		memset(&l, 0, sizeof(l));
+		assert_int_equal(store_certs_each(f->s, &flt, cert_cb, &l),
+				 RN_OK);
+		assert_int_equal(l.n, NDUE);
+		for (i = 0; i < NDUE; i++)
+			assert_true(l.id[i] == f->cert[i]);
+		flt.state = NULL; /* current ones with an open job, any state */
+		memset(&l, 0, sizeof(l));
+		assert_int_equal(store_certs_each(f->s, &flt, cert_cb, &l),
+				 RN_OK);
+		assert_int_equal(l.n, NDUE + 1);
+		assert_true(l.id[NDUE] == imported);
+		assert_string_equal(l.state[NDUE], "active");
+	}
 
 	/* limit and a callback that stops */
 	memset(&flt, 0, sizeof(flt));
