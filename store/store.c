@@ -1681,6 +1681,46 @@ store_certs_each(store *s, const store_cert_filter *f, store_cert_cb cb,
 	return rc;
 }
 
+/*
+ * A current certificate out of the due queue must have an open job for
+ * its triple, which renews it. One without (a database written before
+ * rearm_cert looked at the triple's current certificate, or edited by
+ * hand) would never renew: the pass over every certificate after a start
+ * or reload queues it again at its renew_at, and says so.
+ */
+static int
+requeue_orphan(store *s, store_cert *c)
+{
+	sqlite3_stmt *st = stmt(s, ST_JOB_OPEN);
+	char id[24];
+	int rc;
+
+	if (st == NULL)
+		return RN_ESTORE;
+	bind_text(st, 1, c->host_uuid);
+	bind_text(st, 2, c->profile_uuid);
+	bind_text(st, 3, c->ca_name);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return RN_OK;
+	if (rc != SQLITE_DONE)
+		return sqerr(s, rc);
+	rc = schedule(s, c->id, c->renew_at);
+	if (rc == RN_OK) {
+		snprintf(id, sizeof(id), "%lld", (long long)c->id);
+		log_kv(RN_LOG_WARN, "certificate had no open job and was out "
+		       "of the due queue; queued again", "cert", id, "host",
+		       c->host_uuid, "profile", c->profile_uuid, "ca",
+		       c->ca_name, NULL);
+		free(c->state);
+		c->state = rn_strdup("active");
+		if (c->state == NULL)
+			rc = RN_ENOMEM;
+	}
+	return rc;
+}
+
 int
 store_certs_rearm(store *s, int64_t after, int limit, store_renew_at_cb cb,
 		  void *arg, int64_t *last_id, int *n)
@@ -1713,7 +1753,10 @@ store_certs_rearm(store *s, int64_t after, int limit, store_renew_at_cb cb,
 		int64_t at = rows[i].renew_at;
 		const char *pol = rows[i].policy;
 		*last_id = rows[i].id;
-		rc = cb(arg, &rows[i], &at, &pol);
+		if (strcmp(rows[i].state, "renewing") == 0)
+			rc = requeue_orphan(s, &rows[i]);
+		if (rc == RN_OK)
+			rc = cb(arg, &rows[i], &at, &pol);
 		if (rc || (at == rows[i].renew_at && pol &&
 			   rows[i].policy && strcmp(pol, rows[i].policy) == 0))
 			continue;
@@ -1752,8 +1795,9 @@ store_certs_rearm(store *s, int64_t after, int limit, store_renew_at_cb cb,
  * The scan writes on a connection of its own with foreign keys off. Every
  * value it writes is copied, inside the same statement, from rows whose
  * keys were checked when they were written: a job's host, profile and
- * certificate from the certificate it renews (managed_certificates'
- * foreign keys), an event's job from the job just inserted; the queue
+ * certificate from its due-queue row (copied from the certificate,
+ * managed_certificates' foreign keys checked), an event's job from the
+ * job just inserted; the queue
  * delete references nothing. The checks could only fail on a database
  * that is already broken, and they were half of the scan's instructions
  * (10,000 jobs: random probes of the hosts index by text UUID, the

@@ -721,6 +721,56 @@ test_job_end_rearms_current(void **state)
 	expect_cert(f->s, y, "active", NOW + 5 * DAY);
 }
 
+/* The start-up pass: due times as they are, each state seen counted. */
+static int
+keep_renew_at(void *arg, const store_cert *c, int64_t *at, const char **pol)
+{
+	int *renewing = arg;
+
+	(void)at;
+	(void)pol;
+	if (strcmp(c->state, "renewing") == 0)
+		(*renewing)++;
+	return RN_OK;
+}
+
+/*
+ * A current certificate out of the due queue without an open job for its
+ * triple (left by an older renewd, or by hand) is queued again by the
+ * pass over every certificate after a start; one whose job is open stays
+ * out.
+ */
+static void
+test_rearm_requeues_orphan(void **state)
+{
+	fx *f = *state;
+	sqlite3 *db;
+	int64_t last = 0;
+	int seen, enq, n = 0, renewing = 0;
+
+	assert_int_equal(store_scan_due(f->s, NOW, 100, &seen, &enq), RN_OK);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db, "DELETE FROM renewal_schedule WHERE "
+					  "cert_id = 6",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_changes(db), 1);
+	sqlite3_close(db);
+	assert_true(f->cert[5] == 6);
+	expect_cert(f->s, f->cert[5], "renewing", -1);
+
+	assert_int_equal(store_certs_rearm(f->s, 0, 100, keep_renew_at,
+					   &renewing, &last, &n),
+			 RN_OK);
+	assert_true(last == -1);
+	assert_int_equal(n, 0);
+	assert_int_equal(renewing, NDUE); /* the orphan was seen as queued */
+	expect_cert(f->s, f->cert[5], "active", NOW + 5000);
+	for (n = 0; n < NDUE; n++)
+		expect_cert(f->s, f->cert[n], "renewing", -1);
+}
+
 /* ---- job life cycle --------------------------------------------------- */
 
 static void
@@ -1844,6 +1894,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_enqueue_open_triple,
 						setup_data, teardown_data),
 		cmocka_unit_test_setup_teardown(test_job_end_rearms_current,
+						setup_data, teardown_data),
+		cmocka_unit_test_setup_teardown(test_rearm_requeues_orphan,
 						setup_data, teardown_data),
 		cmocka_unit_test_setup_teardown(test_job_lifecycle, setup_data,
 						teardown_data),
