@@ -214,11 +214,7 @@ class CertFactory:
         self.n = 0
 
     def _run(self, argv):
-        p = subprocess.run(argv, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
-        if p.returncode != 0:
-            raise RuntimeError("%s failed:\n%s" % (" ".join(argv), p.stdout))
-        return p.stdout
+        return run_tool(argv)
 
     def make(self, cn, days_left, lifetime_days=365, der=False,
              self_signed=False):
@@ -353,6 +349,16 @@ class Hook:
 
 # ---- webhook receiver ---------------------------------------------------
 
+def run_tool(argv):
+    """Run a command-line tool (openssl); its output, or RuntimeError with
+    the output when it fails."""
+    p = subprocess.run(argv, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True)
+    if p.returncode != 0:
+        raise RuntimeError("%s failed:\n%s" % (" ".join(argv), p.stdout))
+    return p.stdout
+
+
 def tls_server_cert(d):
     """A private CA and a server certificate for 127.0.0.1 it signed, in
     directory d: returns (ca.pem, server.pem, server.key)."""
@@ -372,10 +378,7 @@ def tls_server_cert(d):
             ["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey",
              ca_key, "-CAcreateserial", "-out", crt, "-days", "2",
              "-extfile", ext]):
-        p = subprocess.run(argv, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
-        if p.returncode != 0:
-            raise RuntimeError("%s failed:\n%s" % (" ".join(argv), p.stdout))
+        run_tool(argv)
     return ca, crt, key
 
 

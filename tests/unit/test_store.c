@@ -1432,32 +1432,44 @@ test_mdm_ingest(void **state)
 	assert_int_equal(n, 0);
 }
 
+#include "store/schema.h"
+
+/* A database at schema `version` (the migration strings up to it; not
+ * the CHECK rewrites) with `sql` run on it by a plain connection (foreign
+ * keys off, as sqlite3's default). */
+static void
+make_at(fx *f, int version, const char *sql)
+{
+	sqlite3 *db;
+	char pragma[64];
+	int i;
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	for (i = 0; i < version; i++)
+		assert_int_equal(sqlite3_exec(db, store_migrations[i], NULL,
+					      NULL, NULL),
+				 SQLITE_OK);
+	snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", version);
+	assert_int_equal(sqlite3_exec(db, pragma, NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
 /*
  * A database written by schema version 1 is migrated forward on open, its
  * rows kept: the same migration strings the store applies, stopped at 1.
  */
-#include "store/schema.h"
-
 static void
 test_migrate_from_v1(void **state)
 {
 	fx *f = *state;
-	sqlite3 *db;
 	store_host h;
 	char *err = NULL;
 
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, store_migrations[0], NULL, NULL,
-				      NULL),
-			 SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
-				      "PRAGMA user_version = 1;"
-				      "INSERT INTO hosts (uuid, serial_number,"
-				      " first_seen, last_seen) VALUES "
-				      "('h-old', 'C02OLD', 1, 1)",
-				      NULL, NULL, NULL),
-			 SQLITE_OK);
-	sqlite3_close(db);
+	make_at(f, 1,
+		"INSERT INTO hosts (uuid, serial_number, first_seen, "
+		"last_seen) VALUES ('h-old', 'C02OLD', 1, 1)");
 
 	/* read-only refuses the old schema rather than migrating it */
 	assert_int_not_equal(store_open(f->path, 1, &f->s, &err), RN_OK);
@@ -1493,28 +1505,6 @@ writes_index(sqlite3 *db, const char *sql, const char *name)
 	sqlite3_finalize(st);
 	free(root);
 	return found;
-}
-
-/* A database at schema `version` (the migration strings up to it; not
- * the CHECK rewrites) with `sql` run on it by a plain connection (foreign
- * keys off, as sqlite3's default). */
-static void
-make_at(fx *f, int version, const char *sql)
-{
-	sqlite3 *db;
-	char pragma[64];
-	int i;
-
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	for (i = 0; i < version; i++)
-		assert_int_equal(sqlite3_exec(db, store_migrations[i], NULL,
-					      NULL, NULL),
-				 SQLITE_OK);
-	snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", version);
-	assert_int_equal(sqlite3_exec(db, pragma, NULL, NULL, NULL),
-			 SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
 }
 
 #define V3_ROWS                                                            \
